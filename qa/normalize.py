@@ -1,0 +1,87 @@
+"""The one normaliser, for matching only: traditional→simplified and width folding.
+
+``normalize(text)`` returns a string of exactly the same length as ``text``, so an
+offset into the normalised text is the same offset into the original. Indexing,
+BM25, the reader and the scorer all call it; nothing else folds scripts.
+"""
+from __future__ import annotations
+
+import functools
+import re
+
+import opencc
+
+_T2S = opencc.OpenCC("t2s")
+_S2T = opencc.OpenCC("s2t")
+
+# Full-width ASCII block → ASCII, ideographic space → space; common CJK
+# punctuation → ASCII equivalents so "，" and "," match. One char for one char.
+_WIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
+_WIDTH.update({0x3000: 0x20, 0x3001: ord(","), 0x3002: ord("."), 0xFF61: ord("."),
+               0x2018: ord("'"), 0x2019: ord("'"), 0x201C: ord('"'), 0x201D: ord('"'),
+               0x300C: ord('"'), 0x300D: ord('"'), 0x300E: ord('"'), 0x300F: ord('"')})
+_WIDTH_TABLE = str.maketrans({chr(k): chr(v) for k, v in _WIDTH.items()})
+
+
+def fold_width(text: str) -> str:
+    """Full-width letters, digits and punctuation → half-width; ASCII lower-cased."""
+    return text.translate(_WIDTH_TABLE).lower()
+
+
+@functools.lru_cache(maxsize=65536)
+def _t2s_char(ch: str) -> str:
+    out = _T2S.convert(ch)
+    return out if len(out) == 1 else ch
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → simplified, same length as ``text``.
+
+    OpenCC converts phrase by phrase; where a phrase changes length (rare), that
+    line falls back to character-by-character conversion.
+    """
+    out = _T2S.convert(text)
+    if len(out) == len(text):
+        return out
+    parts = []
+    for line in text.splitlines(keepends=True):
+        conv = _T2S.convert(line)
+        parts.append(conv if len(conv) == len(line) else "".join(_t2s_char(c) for c in line))
+    return "".join(parts)
+
+
+def to_traditional(text: str) -> str:
+    """Simplified → traditional (for showing answers in the question's script)."""
+    return _S2T.convert(text)
+
+
+def normalize(text: str) -> str:
+    """The matching form of ``text``: simplified script, half-width, lower-case ASCII.
+
+    ``len(normalize(t)) == len(t)`` for every string ``t``.
+    """
+    return fold_width(to_simplified(text))
+
+
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def detect_script(text: str) -> str:
+    """``"traditional"`` if the text has more traditional-only characters than
+    simplified-only ones, else ``"simplified"``."""
+    trad = sum(1 for a, b in zip(text, to_simplified(text)) if a != b)
+    if trad == 0:
+        return "simplified"
+    simp = sum(1 for a, b in zip(text, _S2T.convert(text)) if a != b) if len(_S2T.convert(text)) == len(text) else 0
+    return "traditional" if trad >= simp else "simplified"
+
+
+def in_script(text: str, script: str) -> str:
+    """``text`` written in ``script`` (``"simplified"`` or ``"traditional"``)."""
+    if script == "traditional":
+        return to_traditional(text)
+    return to_simplified(text)
+
+
+def has_han(text: str) -> bool:
+    return bool(_HAN.search(text))

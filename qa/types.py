@@ -1,0 +1,153 @@
+"""The few value types that flow through the pipeline.
+
+document → chunks → passage hits → candidates → answer (with citations).
+Every offset is a half-open ``[start, end)`` index into the *original* text of a
+document, so ``document.text[start:end] == quote`` always holds.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Document:
+    """One source document, its text kept exactly as read."""
+
+    doc_id: str
+    title: str
+    text: str
+    source: str = ""          # path or URL it came from
+    date: str | None = None   # ISO date where known
+    script: str = "simplified"  # "simplified" | "traditional"
+    mtime: float | None = None
+
+    def to_dict(self, with_text: bool = True) -> dict[str, Any]:
+        d = asdict(self)
+        if not with_text:
+            d.pop("text")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Document":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence of a document: ``[start, end)`` in the document text."""
+
+    doc_id: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A retrieval unit: consecutive sentences of one document, ``[start, end)``."""
+
+    chunk_id: int
+    doc_id: str
+    start: int
+    end: int
+    text: str                 # original text, == document.text[start:end]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Chunk":
+        return cls(**d)
+
+
+@dataclass
+class PassageHit:
+    """A chunk returned by a retriever with its score and rank (0 = best)."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+    dense_score: float | None = None
+    sparse_score: float | None = None
+
+
+@dataclass
+class Candidate:
+    """A span proposed by a reader, before it becomes an answer."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str                 # original text of the span
+    score: float
+    kind: str = ""            # answer type it was extracted as (amount, date, …)
+    sentence_start: int = 0
+    sentence_end: int = 0
+    passage: PassageHit | None = None
+    features: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where an answer stands in a document; ``quote == text[start:end]``."""
+
+    doc_id: str
+    title: str
+    start: int
+    end: int
+    quote: str
+    sentence: str
+    sentence_start: int
+    sentence_end: int
+    passage_start: int
+    passage_end: int
+    source: str = ""
+    date: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Citation":
+        return cls(**d)
+
+
+@dataclass
+class Answer:
+    """What ``answer()`` returns.
+
+    ``text`` is the answer in the question's script (the cited ``quote`` keeps
+    the source's script); for ``no_answer`` it is a sentence saying the
+    documents do not contain the answer.
+    """
+
+    question: str
+    text: str
+    score: float
+    no_answer: bool
+    citations: list[Citation] = field(default_factory=list)
+    alternatives: list["Answer"] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)   # milliseconds per stage
+    kind: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "text": self.text,
+            "score": round(float(self.score), 4),
+            "no_answer": self.no_answer,
+            "kind": self.kind,
+            "citations": [c.to_dict() for c in self.citations],
+            "alternatives": [a.to_dict() for a in self.alternatives],
+            "timings": {k: round(v, 2) for k, v in self.timings.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Answer":
+        return cls(
+            question=d["question"], text=d["text"], score=d["score"],
+            no_answer=d["no_answer"], kind=d.get("kind", ""),
+            citations=[Citation.from_dict(c) for c in d.get("citations", [])],
+            alternatives=[Answer.from_dict(a) for a in d.get("alternatives", [])],
+            timings=d.get("timings", {}),
+        )
