@@ -14,10 +14,10 @@ import opencc
 _T2S = opencc.OpenCC("t2s")
 _S2T = opencc.OpenCC("s2t")
 
-# Full-width ASCII block → ASCII, ideographic space → space; common CJK
-# punctuation → ASCII equivalents so "，" and "," match. One char for one char.
+# Full-width ASCII block → ASCII, ideographic space → space, curly and corner
+# quotes → ASCII quotes, so "，" and "," match. One char for one char; 、 and 。 stay.
 _WIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
-_WIDTH.update({0x3000: 0x20, 0x3001: ord(","), 0x3002: ord("."), 0xFF61: ord("."),
+_WIDTH.update({0x3000: 0x20, 0xFF61: ord("。"), 0xFF64: ord("、"),
                0x2018: ord("'"), 0x2019: ord("'"), 0x201C: ord('"'), 0x201D: ord('"'),
                0x300C: ord('"'), 0x300D: ord('"'), 0x300E: ord('"'), 0x300F: ord('"')})
 _WIDTH_TABLE = str.maketrans({chr(k): chr(v) for k, v in _WIDTH.items()})

@@ -1,0 +1,255 @@
+"""The on-disk index: documents, chunks, sentences, their vectors, and a manifest.
+
+Layout of an index directory (no pickle anywhere; JSON, .npy and FAISS files):
+
+    manifest.json        format version, encoder id/dim, chunking, fingerprint, counts
+    documents.json       every document with its text (offsets refer to it)
+    chunks.json          chunk spans; sentences.json  sentence spans
+    chunks.faiss         FAISS index over chunk vectors (inner product)
+    sentences.npy        sentence vectors (float16), for the reader
+    cache/keys.json + cache/vectors.npy   embedding cache by content hash
+
+Writes are atomic: a complete new directory is written beside the old one and
+swapped in with ``os.replace``; a lock file serialises concurrent writers.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from qa.errors import IndexError_
+from qa.types import Chunk, Document, Sentence
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+FILES = ("manifest.json", "documents.json", "chunks.json", "sentences.json", "chunks.faiss", "sentences.npy")
+# Above this many vectors an HNSW graph replaces exact search (see qa.bench scaling curve).
+HNSW_THRESHOLD = 200_000
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def corpus_fingerprint(documents: list[Document]) -> str:
+    h = hashlib.sha1()
+    for d in sorted(documents, key=lambda d: d.doc_id):
+        h.update(d.doc_id.encode("utf-8", "surrogatepass") + b"\0" + content_hash(d.text).encode() + b"\0")
+    return h.hexdigest()
+
+
+def build_faiss(vectors: np.ndarray) -> faiss.Index:
+    """Exact inner-product index, or HNSW when the collection is large."""
+    dim = vectors.shape[1]
+    if len(vectors) >= HNSW_THRESHOLD:
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+@dataclass
+class IndexData:
+    """Everything an index directory holds, in memory."""
+
+    manifest: dict
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    sentences: list[Sentence]
+    chunk_index: faiss.Index
+    sentence_vectors: np.ndarray          # (n_sentences, dim) float32
+    doc_sentences: dict[str, list[int]] = field(default_factory=dict)  # doc_id → sentence ids in order
+
+    def __post_init__(self):
+        if not self.doc_sentences:
+            for i, s in enumerate(self.sentences):
+                self.doc_sentences.setdefault(s.doc_id, []).append(i)
+
+
+class EmbeddingCache:
+    """Vectors keyed by (encoder id, mode, text hash); unchanged text is never encoded twice."""
+
+    def __init__(self, encoder_id: str, dim: int):
+        self.encoder_id, self.dim = encoder_id, dim
+        self._vectors: dict[str, np.ndarray] = {}
+        self.hits = self.misses = 0
+
+    def key(self, text: str, mode: str) -> str:
+        return hashlib.sha1(f"{self.encoder_id}\0{mode}\0".encode() + text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def load(self, directory: Path) -> None:
+        try:
+            keys = json.loads((directory / "keys.json").read_text(encoding="utf-8"))
+            vecs = np.load(directory / "vectors.npy", allow_pickle=False)
+        except (OSError, ValueError):
+            return  # a missing or damaged cache only costs re-encoding
+        if keys.get("encoder_id") != self.encoder_id or vecs.shape != (len(keys["keys"]), self.dim):
+            return
+        self._vectors.update(zip(keys["keys"], vecs.astype(np.float32)))
+
+    def save(self, directory: Path, keep: set[str] | None = None) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        keys = [k for k in self._vectors if keep is None or k in keep]
+        vecs = np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, self.dim), np.float32)
+        np.save(directory / "vectors.npy", vecs.astype(np.float16), allow_pickle=False)
+        (directory / "keys.json").write_text(json.dumps({"encoder_id": self.encoder_id, "keys": keys}),
+                                             encoding="utf-8")
+
+    def encode(self, texts: list[str], mode: str, encode_fn, progress=None) -> tuple[np.ndarray, set[str]]:
+        """Vectors for ``texts``, calling ``encode_fn`` only on texts not cached.
+        Returns the matrix and the set of keys used."""
+        keys = [self.key(t, mode) for t in texts]
+        todo = sorted({k: t for k, t in zip(keys, texts) if k not in self._vectors}.items())
+        self.hits += len(texts) - len(todo)
+        self.misses += len(todo)
+        batch = 64
+        for i in range(0, len(todo), batch):
+            part = todo[i:i + batch]
+            vecs = encode_fn([t for _, t in part])
+            for (k, _), v in zip(part, vecs):
+                self._vectors[k] = np.asarray(v, np.float32)
+            if progress:
+                progress(len(part))
+        if not texts:
+            return np.zeros((0, self.dim), np.float32), set()
+        return np.stack([self._vectors[k] for k in keys]).astype(np.float32), set(keys)
+
+
+@contextlib.contextmanager
+def write_lock(index_dir: Path, timeout: float = 600.0):
+    """An exclusive lock beside ``index_dir`` so two writers never interleave."""
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = index_dir.parent / f".{index_dir.name}.lock"
+    with open(lock_path, "a") as fh:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise IndexError_(f"another 'qa index' is writing {index_dir}; try again later") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def save_index(index_dir: Path, data: IndexData, cache: EmbeddingCache | None = None,
+               cache_keep: set[str] | None = None) -> None:
+    """Write ``data`` to ``index_dir`` atomically (call under :func:`write_lock`)."""
+    index_dir = Path(index_dir)
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.new-", dir=index_dir.parent))
+    os.chmod(tmp, 0o755)
+    try:
+        (tmp / "documents.json").write_text(
+            json.dumps([d.to_dict() for d in data.documents.values()], ensure_ascii=False), encoding="utf-8")
+        (tmp / "chunks.json").write_text(
+            json.dumps([[c.doc_id, c.start, c.end] for c in data.chunks], ensure_ascii=False), encoding="utf-8")
+        (tmp / "sentences.json").write_text(
+            json.dumps([[s.doc_id, s.start, s.end] for s in data.sentences], ensure_ascii=False), encoding="utf-8")
+        faiss.write_index(data.chunk_index, str(tmp / "chunks.faiss"))
+        np.save(tmp / "sentences.npy", data.sentence_vectors.astype(np.float16), allow_pickle=False)
+        if cache is not None:
+            cache.save(tmp / "cache", keep=cache_keep)
+        manifest = dict(data.manifest)
+        manifest["checksums"] = {name: _file_sha1(tmp / name) for name in FILES if name != MANIFEST}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+        for p in tmp.rglob("*"):
+            if p.is_file():
+                with open(p, "rb") as fh:
+                    os.fsync(fh.fileno())
+        old = None
+        if index_dir.exists():
+            old = index_dir.parent / f".{index_dir.name}.old-{os.getpid()}-{time.time_ns()}"
+            os.replace(index_dir, old)
+        os.replace(tmp, index_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _file_sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def recover_orphan(index_dir: Path) -> None:
+    """If a writer was killed between its two renames, put the old index back."""
+    if index_dir.exists():
+        return
+    olds = sorted(index_dir.parent.glob(f".{index_dir.name}.old-*")) if index_dir.parent.exists() else []
+    if olds:
+        os.replace(olds[-1], index_dir)
+
+
+def read_manifest(index_dir: Path) -> dict:
+    fix = f"rebuild it with: qa index --rebuild --index {index_dir}"
+    try:
+        manifest = json.loads((Path(index_dir) / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexError_(f"no index at {index_dir}; build one with: qa index --index {index_dir}") from None
+    except (OSError, ValueError) as e:
+        raise IndexError_(f"index manifest at {index_dir} is damaged ({e.__class__.__name__}); {fix}") from None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexError_(f"index at {index_dir} has format {manifest.get('format_version') if isinstance(manifest, dict) else '?'}, "
+                          f"this version reads {FORMAT_VERSION}; {fix}")
+    return manifest
+
+
+def load_index(index_dir: Path, verify: bool = True) -> IndexData:
+    """Read an index directory, checking every file against the manifest.
+
+    Raises :class:`IndexError_` (with the command that fixes it) for a missing,
+    truncated, corrupted or foreign index.
+    """
+    index_dir = Path(index_dir)
+    recover_orphan(index_dir)
+    manifest = read_manifest(index_dir)
+    fix = f"rebuild it with: qa index --rebuild --index {index_dir}"
+    try:
+        if verify:
+            for name, digest in manifest.get("checksums", {}).items():
+                if _file_sha1(index_dir / name) != digest:
+                    raise IndexError_(f"index file {name} in {index_dir} is damaged (checksum mismatch); {fix}")
+        docs = [Document.from_dict(d) for d in json.loads((index_dir / "documents.json").read_text(encoding="utf-8"))]
+        documents = {d.doc_id: d for d in docs}
+        chunks = [Chunk(i, doc_id, s, e, documents[doc_id].text[s:e])
+                  for i, (doc_id, s, e) in enumerate(json.loads((index_dir / "chunks.json").read_text(encoding="utf-8")))]
+        sentences = [Sentence(doc_id, s, e)
+                     for doc_id, s, e in json.loads((index_dir / "sentences.json").read_text(encoding="utf-8"))]
+        chunk_index = faiss.read_index(str(index_dir / "chunks.faiss"))
+        sentence_vectors = np.load(index_dir / "sentences.npy", allow_pickle=False).astype(np.float32)
+    except IndexError_:
+        raise
+    except FileNotFoundError as e:
+        raise IndexError_(f"index file {Path(e.filename).name} is missing from {index_dir}; {fix}") from None
+    except Exception as e:  # truncated JSON/npy/faiss, wrong shapes, unknown doc ids
+        raise IndexError_(f"index at {index_dir} cannot be read ({e.__class__.__name__}); {fix}") from None
+    dim = manifest.get("encoder_dim")
+    if chunk_index.ntotal != len(chunks) or len(sentence_vectors) != len(sentences) or \
+            chunk_index.d != dim or (len(sentences) and sentence_vectors.shape[1] != dim):
+        raise IndexError_(f"index at {index_dir} is inconsistent (vector counts do not match); {fix}")
+    return IndexData(manifest, documents, chunks, sentences, chunk_index, sentence_vectors)

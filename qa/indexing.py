@@ -1,0 +1,124 @@
+"""Stages 2–5 wired together: documents → sentences/chunks → vectors → index directory.
+
+``build_index_data`` is pure apart from the encoder; ``index_documents`` adds the
+embedding cache, the lock and the atomic write, and reports what changed.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from embeddings.encoders import Encoder
+from embeddings.store import (FORMAT_VERSION, EmbeddingCache, IndexData, build_faiss, content_hash,
+                              corpus_fingerprint, load_index, read_manifest, save_index, write_lock)
+from qa.chunking import ChunkSpec, chunk_sentences, split_sentences
+from qa.errors import IndexError_
+from qa.types import Chunk, Document, Sentence
+
+
+@dataclass
+class IndexReport:
+    """What an indexing run did."""
+
+    index_dir: str
+    documents: int = 0
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    texts_encoded: int = 0
+    texts_cached: int = 0
+    chars_encoded: int = 0
+    seconds: float = 0.0
+
+
+def segment(documents: list[Document], spec: ChunkSpec) -> tuple[list[Chunk], list[Sentence]]:
+    """Sentences and chunks of every document, in document order."""
+    chunks: list[Chunk] = []
+    sentences: list[Sentence] = []
+    for doc in documents:
+        spans = split_sentences(doc.text, spec.max_sentence)
+        sentences.extend(Sentence(doc.doc_id, s, e) for s, e in spans)
+        for s, e, _, _ in chunk_sentences(spans, spec):
+            chunks.append(Chunk(len(chunks), doc.doc_id, s, e, doc.text[s:e]))
+    return chunks, sentences
+
+
+def passage_text(doc: Document, text: str) -> str:
+    """What the encoder sees for a chunk: the title gives context to short passages."""
+    return f"{doc.title}\n{text}" if doc.title and doc.title not in text else text
+
+
+def build_index_data(documents: list[Document], encoder: Encoder, spec: ChunkSpec = ChunkSpec(),
+                     cache: EmbeddingCache | None = None, progress=None, extra_manifest: dict | None = None
+                     ) -> tuple[IndexData, set[str]]:
+    """Segment and embed ``documents``; returns the index data and the cache keys it used."""
+    cache = cache or EmbeddingCache(encoder.encoder_id, encoder.dim)
+    docs = {d.doc_id: d for d in documents}
+    chunks, sentences = segment(documents, spec)
+    chunk_texts = [passage_text(docs[c.doc_id], c.text) for c in chunks]
+    sent_texts = [docs[s.doc_id].text[s.start:s.end] for s in sentences]
+    chunk_vecs, keys_c = cache.encode(chunk_texts, "passage", encoder.encode_passages, progress)
+    sent_vecs, keys_s = cache.encode(sent_texts, "passage", encoder.encode_passages, progress)
+    if not len(chunk_vecs):
+        chunk_vecs = np.zeros((0, encoder.dim), np.float32)
+        sent_vecs = np.zeros((0, encoder.dim), np.float32)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "encoder_id": encoder.encoder_id,
+        "encoder_dim": encoder.dim,
+        "chunking": spec.to_dict(),
+        "fingerprint": corpus_fingerprint(documents),
+        "doc_hashes": {d.doc_id: content_hash(d.text) for d in documents},
+        "counts": {"documents": len(documents), "chunks": len(chunks), "sentences": len(sentences)},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    manifest.update(extra_manifest or {})
+    data = IndexData(manifest, docs, chunks, sentences, build_faiss(chunk_vecs), sent_vecs)
+    return data, keys_c | keys_s
+
+
+def index_documents(documents: list[Document], index_dir: Path, encoder: Encoder,
+                    spec: ChunkSpec = ChunkSpec(), rebuild: bool = False, progress=None,
+                    extra_manifest: dict | None = None) -> IndexReport:
+    """(Re)build the index at ``index_dir`` for ``documents``, encoding only new text."""
+    t0 = time.perf_counter()
+    index_dir = Path(index_dir)
+    report = IndexReport(index_dir=str(index_dir), documents=len(documents))
+    with write_lock(index_dir):
+        cache = EmbeddingCache(encoder.encoder_id, encoder.dim)
+        old_hashes: dict[str, str] = {}
+        if not rebuild and index_dir.exists():
+            cache.load(index_dir / "cache")
+            try:
+                old_hashes = read_manifest(index_dir).get("doc_hashes", {})
+            except IndexError_:
+                old_hashes = {}
+        new_hashes = {d.doc_id: content_hash(d.text) for d in documents}
+        report.added = sorted(set(new_hashes) - set(old_hashes))
+        report.removed = sorted(set(old_hashes) - set(new_hashes))
+        report.changed = sorted(k for k in new_hashes if k in old_hashes and old_hashes[k] != new_hashes[k])
+        report.unchanged = len(new_hashes) - len(report.added) - len(report.changed)
+        before = cache.misses
+        data, keys = build_index_data(documents, encoder, spec, cache, progress, extra_manifest)
+        report.texts_encoded = cache.misses - before
+        report.texts_cached = cache.hits
+        save_index(index_dir, data, cache, cache_keep=keys)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def check_fresh(index_dir: Path, encoder_id: str, spec: ChunkSpec) -> IndexData:
+    """Load an index and make sure it was built with ``encoder_id`` and ``spec``."""
+    data = load_index(index_dir)
+    m = data.manifest
+    fix = f"rebuild it with: qa index --rebuild --index {index_dir}"
+    if m.get("encoder_id") != encoder_id:
+        raise IndexError_(f"index at {index_dir} was built with encoder {m.get('encoder_id')!r}, "
+                          f"not {encoder_id!r}; {fix}")
+    if m.get("chunking") != spec.to_dict():
+        raise IndexError_(f"index at {index_dir} was built with other chunking settings; {fix}")
+    return data

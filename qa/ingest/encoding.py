@@ -1,0 +1,342 @@
+"""Bytes of a text file → str, for the encodings Chinese documents come in.
+
+Order of tries (first that holds wins):
+
+1. a byte-order mark: UTF-8, UTF-16 LE/BE, UTF-32 LE/BE;
+2. NUL bytes: BOM-less UTF-16 when the zeros sit on one byte parity (ASCII in
+   UTF-16), else the file is binary;
+3. strict UTF-8 (ASCII included);
+4. strict GB18030, Big5 (big5, cp950, big5hkscs) and, for even lengths, BOM-less
+   UTF-16; each decoding that succeeds is scored for *plausibility*: the mean
+   over its non-ASCII characters of +3 for one of the ~500 most frequent
+   characters, +1 for another common character (GB2312 level 1 ∪ Big5 level 1,
+   both taken from the codecs) or Chinese punctuation, 0 for a rare ideograph,
+   −2 for kana, hangul, bopomofo, box drawing, private-use and control
+   characters — what mis-decoded Chinese is made of. A near tie between a GB
+   and a Big5 reading is settled by charset-normalizer where the text is long
+   enough for it; otherwise GB18030 is preferred;
+5. UTF-8 with a few bad bytes (≤ 1 per 1000 characters, and plenty of valid
+   multi-byte sequences): decoded with U+FFFD in their place, and a note says so;
+6. a weaker Chinese reading (score ≥ 0.3);
+7. charset-normalizer's best guess for other legacy encodings (Shift-JIS,
+   EUC-KR, Latin code pages …), when its chaos is low and there is enough
+   non-ASCII to judge by;
+8. otherwise :class:`InputError`.
+
+Every result must also look like text: a few stray control characters are
+fine, more than 1 % is binary.
+"""
+from __future__ import annotations
+
+import codecs
+import functools
+import re
+from dataclasses import dataclass
+
+from qa.errors import InputError
+
+# ~500 most frequent characters of modern Chinese (simplified; traditional
+# forms are added from OpenCC at first use). Only used as a plausibility weight.
+_TOP_CHARS = (
+    "的一是不了在人有我他这个们中来上大为和国地到以说时要就出会可也你对生能而子那得于着下自之年过发后作里"
+    "用道行所然家种事成方多经么去法学如都同现当没动面起看定天分还进好小部其些主样理心她本前开但因只从想实"
+    "日军者意无力它与长把机十民第公此已工使情明性知全三又关点正业外将两高间由问很最重并物手应战向头文体政"
+    "美相见被利什二等产或新己制身果加西斯月话合回特代内信表化老给世位次度门任常先海通教儿原东声提立及比员"
+    "解水名真论处走义各入几口认条平系气题活尔更别打女变四神总何电数安少报才结反受目太量再感建务做接必场件"
+    "计管期市直德资命山金指克许统区保至队形社便空决治展马科司五基眼书非则听白却界达光放强即像难且权思王象"
+    "完设式色路记南品住告类求据程北边死张该交规万取拉格望觉术领共确传师观清今切院让识候带导争运笑飞风步改"
+    "收根干造言联持组每济车亲极林服快办议往元英士证近失转夫令准布始怎呢存未远叫台单影具罗字爱击流备兵连调"
+    "深商算质团集百需价花党华城石级整府离况亚请技际约示复病息究线似官火断精满支视消越器容照须九增研写称企"
+    "八功吗包片史委乎查轻易早曾除农找装广显吧阿李标谈吃图念六引历首医局突专费号尽另周较注语仅考落青随选列"
+    "武红响虽推势参希古众构房半节土投某案黑维革划敌致陈律足态护七兴派孩验责营星够章音跟志底站严巴例防族供"
+    "效续施留讲型料终答紧黄绝奇察母京段依批群项故按河米围江织害斗双境客纪采举杀攻父苏密低朝友诉止细愿千值"
+    "仍男钱破网热助倒育属坐帝限船脸职速刻乐否刚威毛状率甚独球般普怕弹校苦创假久错承印晚兰试股拿脑预谁益阳"
+    "若哪微尼继送急血惊伤素药适波夜省初喜卫源食险待述陆习置居劳财环排福纳欢雷警获模充负云停木游龙树疑层冷"
+    "洲冲射略范竟句室异激汉村哈策演简卡罪判担州静退既衣您宗积余痛检差富灵协角占配征修皮挥胜降阶审沉坚善"
+)
+_PUNCT = set("，。、；：？！「」『』（）《》〈〉“”‘’—…·－～【】〔〕〖〗％＋／　")
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_CHINESE_CODECS = ("gb18030", "big5", "cp950", "big5hkscs")
+_GB = {"gb18030"}
+_MAGIC = (
+    (b"%PDF-", "PDF"), (b"PK\x03\x04", "ZIP/Office"), (b"\x89PNG", "PNG image"), (b"\xff\xd8\xff", "JPEG image"),
+    (b"GIF8", "GIF image"), (b"\xd0\xcf\x11\xe0", "old Office/OLE"), (b"\x7fELF", "executable"),
+    (b"MZ", "executable"), (b"\x1f\x8b", "gzip"), (b"7z\xbc\xaf", "7-Zip"), (b"Rar!", "RAR"),
+    (b"SQLite format 3\x00", "SQLite"),
+)
+_BAD_CONTROL = re.compile(r"[\x00-\x08\x0e-\x19\x1c-\x1f\x7f]")
+
+ACCEPT_SCORE = 1.0     # a Chinese reading this plausible is taken at once
+WEAK_SCORE = 0.3       # … this plausible, when nothing better turns up
+TIE_MARGIN = 0.15      # GB vs Big5 within this → ask charset-normalizer
+SAMPLE_CHARS = 20000   # characters scored per candidate
+
+
+@dataclass
+class Decoded:
+    text: str
+    encoding: str
+    note: str = ""      # e.g. "3 undecodable bytes replaced with U+FFFD"
+
+
+def decode_bytes(data: bytes) -> Decoded:
+    """Bytes → :class:`Decoded`, or :class:`InputError` with a short reason (no path)."""
+    if not data:
+        return Decoded("", "utf-8")
+    kind = _binary_magic(data)
+    if kind:
+        raise InputError(f"binary file ({kind}), not text")
+
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            return _check_text(_decode_declared(data[len(bom):], enc))
+
+    if b"\x00" in data:
+        enc = _utf16_by_zeros(data)
+        if enc:
+            dec = _decode_declared(data, enc)
+            if _looks_like_text(dec.text) and _score(dec.text) >= 0:
+                return dec
+        raise InputError("binary file, not text")
+
+    try:
+        return _check_text(Decoded(data.decode("utf-8"), "utf-8"))
+    except UnicodeDecodeError as e:
+        utf8_error = e
+
+    scored = _chinese_readings(data)
+    best = scored[0] if scored else None
+    if best and best[0] >= ACCEPT_SCORE:
+        return Decoded(best[2], best[1])
+
+    lenient = _lenient(data, "utf-8", require_multibyte=True)
+    if lenient:
+        return _check_text(lenient)
+
+    if best and best[0] >= WEAK_SCORE:
+        return Decoded(best[2], best[1])
+
+    guessed = _charset_normalizer_guess(data)
+    if guessed:
+        return guessed
+
+    raise InputError(f"undecodable bytes (not UTF-8, GB18030, Big5 or UTF-16; "
+                     f"first bad byte at offset {utf8_error.start})")
+
+
+def decode_text(data: bytes, name: str = "") -> str:
+    """Bytes of a text file → str; :class:`InputError` ``"name: reason"`` if they are not text."""
+    try:
+        return decode_bytes(data).text
+    except InputError as e:
+        raise InputError(f"{name}: {e}" if name else str(e)) from None
+
+
+def decode_declared(data: bytes, declared: str | None) -> Decoded:
+    """Decode with a declared charset (HTML ``<meta charset>``) when it fits, else detect."""
+    enc = _canonical(declared) if declared else None
+    if enc:
+        for bom, bom_enc in _BOMS:
+            if data.startswith(bom):
+                return decode_bytes(data)
+        try:
+            dec = Decoded(data.decode(enc), enc)
+            if _looks_like_text(dec.text):
+                return dec
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return decode_bytes(data)
+
+
+# ---------------------------------------------------------------------------
+
+def _canonical(name: str) -> str | None:
+    name = name.strip().strip("'\"").lower()
+    try:
+        enc = codecs.lookup(name).name
+    except LookupError:
+        return None
+    # Declared GB2312/GBK pages routinely hold GB18030-only characters; Big5 pages cp950 ones.
+    return {"gb2312": "gb18030", "gbk": "gb18030", "big5": "cp950"}.get(enc, enc)
+
+
+def _binary_magic(data: bytes) -> str | None:
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            if magic == b"MZ" and len(data) > 64 and b"\x00" not in data[:64]:
+                continue      # a text file that happens to start with "MZ"
+            return kind
+    return None
+
+
+def _utf16_by_zeros(data: bytes) -> str | None:
+    """BOM-less UTF-16: zeros (from ASCII characters) on one byte parity only."""
+    sample = data[:65536]
+    if len(sample) < 2:
+        return None
+    even = sample[0::2].count(0)
+    odd = sample[1::2].count(0)
+    half = len(sample) // 2
+    if odd >= 0.05 * half and even <= 0.01 * odd + 1 and len(data) % 2 == 0:
+        return "utf-16-le"
+    if even >= 0.05 * half and odd <= 0.01 * even + 1 and len(data) % 2 == 0:
+        return "utf-16-be"
+    return None
+
+
+def _decode_declared(data: bytes, enc: str) -> Decoded:
+    """Strict decode in a known encoding; a handful of bad bytes is tolerated with a note."""
+    try:
+        return Decoded(data.decode(enc), enc)
+    except UnicodeDecodeError as e:
+        dec = _lenient(data, enc, require_multibyte=False)
+        if dec:
+            return dec
+        raise InputError(f"undecodable bytes in {enc.upper()} text at offset {e.start}") from None
+
+
+def _lenient(data: bytes, enc: str, require_multibyte: bool) -> Decoded | None:
+    text = data.decode(enc, errors="replace")
+    bad = text.count("\ufffd") - (data.count(b"\xef\xbf\xbd") if enc == "utf-8" else 0)
+    if bad <= 0:
+        return Decoded(text, enc)
+    if bad > max(1, len(text) // 1000):
+        return None
+    if require_multibyte:
+        multibyte = sum(1 for ch in text[:SAMPLE_CHARS * 5] if ord(ch) > 0x7F and ch != "\ufffd")
+        if multibyte < 20 * bad:
+            return None
+    return Decoded(text, enc, f"{bad} undecodable byte{'s' if bad > 1 else ''} replaced with U+FFFD")
+
+
+def _looks_like_text(text: str) -> bool:
+    sample = text[:200000]
+    if "\x00" in sample:
+        return False
+    return len(_BAD_CONTROL.findall(sample)) <= len(sample) / 100
+
+
+def _check_text(dec: Decoded) -> Decoded:
+    if not _looks_like_text(dec.text):
+        raise InputError("binary file, not text")
+    return dec
+
+
+def _chinese_readings(data: bytes) -> list[tuple[float, str, str]]:
+    """Strict GB/Big5/UTF-16 readings that look like text, best first: (score, encoding, text)."""
+    out: list[tuple[float, str, str]] = []
+    seen: set[str] = set()
+    encs = list(_CHINESE_CODECS) + (["utf-16-le", "utf-16-be"] if len(data) % 2 == 0 else [])
+    for order, enc in enumerate(encs):
+        try:
+            text = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        if text in seen or not _looks_like_text(text):
+            continue
+        seen.add(text)
+        # tiny preference for the earlier codec on equal scores
+        out.append((_score(text) - order * 1e-6, enc, text))
+    out.sort(key=lambda t: -t[0])
+    if len(out) >= 2:
+        out = _break_gb_big5_tie(data, out)
+    return out
+
+
+def _break_gb_big5_tie(data: bytes, scored: list[tuple[float, str, str]]) -> list[tuple[float, str, str]]:
+    top, second = scored[0], scored[1]
+    families = {top[1] in _GB, second[1] in _GB}
+    if families != {True, False} or top[0] - second[0] >= TIE_MARGIN or len(data) < 200:
+        return scored
+    try:
+        from charset_normalizer import from_bytes
+        guess = from_bytes(data, cp_isolation=[top[1], second[1]]).best()
+    except Exception:   # noqa: BLE001 — a helper only; never let it break decoding
+        return scored
+    if guess is not None and codecs.lookup(guess.encoding).name == codecs.lookup(second[1]).name:
+        return [second, top] + scored[2:]
+    return scored
+
+
+@functools.lru_cache(maxsize=1)
+def _char_tables() -> tuple[frozenset, frozenset]:
+    """(most frequent characters, common characters) in both scripts."""
+    common = set()
+    for b1 in range(0xB0, 0xD8):            # GB2312 level 1: 3755 most used simplified
+        for b2 in range(0xA1, 0xFF):
+            try:
+                common.add(bytes((b1, b2)).decode("gb2312"))
+            except UnicodeDecodeError:
+                pass
+    trails = list(range(0x40, 0x7F)) + list(range(0xA1, 0xFF))
+    for b1 in range(0xA4, 0xC7):            # Big5 level 1: 5401 common traditional
+        for b2 in trails:
+            if b1 == 0xC6 and b2 > 0x7E:
+                break
+            try:
+                common.add(bytes((b1, b2)).decode("big5"))
+            except UnicodeDecodeError:
+                pass
+    top = set(_TOP_CHARS)
+    try:
+        from qa.normalize import to_traditional
+        top |= {c for c in to_traditional(_TOP_CHARS) if c.strip()}
+    except Exception:   # noqa: BLE001 — OpenCC missing: simplified list alone
+        pass
+    common |= top
+    return frozenset(top), frozenset(common)
+
+
+def _char_weight(ch: str, top: frozenset, common: frozenset) -> float:
+    if ch in top:
+        return 3.0
+    if ch in common or ch in _PUNCT:
+        return 1.0
+    cp = ord(ch)
+    if 0x4E00 <= cp <= 0x9FFF or 0xFF01 <= cp <= 0xFF5E:
+        return 0.0
+    if (0x3040 <= cp <= 0x30FF or 0x3100 <= cp <= 0x312F or 0x3130 <= cp <= 0x318F
+            or 0xAC00 <= cp <= 0xD7AF or 0x1100 <= cp <= 0x11FF or 0x2500 <= cp <= 0x257F
+            or 0xE000 <= cp <= 0xF8FF or 0x80 <= cp <= 0x9F or 0xD800 <= cp <= 0xDFFF
+            or 0x0370 <= cp <= 0x04FF or 0xFE30 <= cp <= 0xFE4F or cp == 0xFFFD):
+        return -2.0
+    if 0x3400 <= cp <= 0x4DBF or 0xF900 <= cp <= 0xFAFF or cp > 0xFFFF:
+        return -1.0
+    return 0.0
+
+
+def _score(text: str) -> float:
+    """Mean plausibility of the non-ASCII characters of ``text`` as Chinese (see module doc)."""
+    top, common = _char_tables()
+    total = 0.0
+    n = 0
+    for ch in text[:SAMPLE_CHARS]:
+        if ch < "\x80":
+            if ch < " " and ch not in "\t\n\r\f\v":
+                total -= 2.0
+                n += 1
+            continue
+        total += _char_weight(ch, top, common)
+        n += 1
+    return total / n if n else 0.0
+
+
+def _charset_normalizer_guess(data: bytes) -> Decoded | None:
+    if sum(1 for b in data[:65536] if b > 0x7F) < 16:
+        return None
+    try:
+        from charset_normalizer import from_bytes
+        best = from_bytes(data).best()
+    except Exception:   # noqa: BLE001
+        return None
+    if best is None or best.chaos > 0.1:
+        return None
+    try:
+        text = data.decode(best.encoding)
+    except (UnicodeDecodeError, LookupError):
+        return None
+    return Decoded(text, best.encoding) if _looks_like_text(text) else None

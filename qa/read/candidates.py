@@ -1,0 +1,161 @@
+"""Typed candidate spans in a sentence: amounts, percentages, counts, ranks,
+dates, people, places, organisations and enumerations.
+
+``extract_candidates(norm, start, end)`` runs on the *normalised* document text
+(same offsets as the original) and yields ``(start, end, kind)`` spans inside
+``[start, end)``. The reader maps them back to the original text by offset.
+"""
+from __future__ import annotations
+
+import re
+
+_NUM = r"(?:\d+(?:[.,]\d+)*|[零〇一二两三四五六七八九十百千]+)"
+_RANGE = rf"{_NUM}(?:\s*[-~～至到]\s*{_NUM})?"
+_MAG = r"(?:[十百千万亿]|万亿|千万|百万)?"
+_MONEY = r"(?:亿元|万元|千元|元|亿美元|万美元|美元|亿|万)"
+_MEASURE = r"(?:平方公里|平方千米|平方米|万平方米|公顷|万亩|亩|万吨|吨|公里|千米|米|千瓦|兆瓦|万千瓦|立方米|度)"
+_COUNT_UNIT = (r"(?:人次|家|个|项|名|人|位|只|条|件|座|所|次|批|种|类|张|支|户|栋|幢|届|期|款|台|套|处|片|"
+               r"大|点|倍|年|天|月|周|小时|分钟|岁|辆|艘|架|部|篇|本|场|轮|代|级|星|强)")
+_QUALIFIER_BEFORE = r"(?:约|近|超过|超|逾|突破|达到|达|将近|接近|不少于|不低于|至少|力争)?"
+_QUALIFIER_AFTER = r"(?:余|多|以上|左右|以内|以下|上下)?"
+
+AMOUNT = re.compile(rf"{_RANGE}{_QUALIFIER_AFTER}{_MAG}(?:{_MONEY}|{_MEASURE}){_QUALIFIER_AFTER}")
+PERCENT = re.compile(rf"(?:{_RANGE}\s*%|百分之[零一二两三四五六七八九十百点]+|{_NUM}个百分点|{_NUM}成){_QUALIFIER_AFTER}")
+COUNT = re.compile(rf"{_RANGE}{_QUALIFIER_AFTER}{_MAG}{_COUNT_UNIT}{_QUALIFIER_AFTER}")
+RANK = re.compile(rf"(?:第{_NUM}(?:位|名|批|届)?|前{_NUM}(?:位|名)?|{_NUM}强|首位|榜首|首批)")
+DATE = re.compile(
+    r"(?:\d{4}\s*[-/.]\s*\d{1,2}\s*[-/.]\s*\d{1,2}(?:\s+\d{1,2}:\d{2})?|"
+    r"(?:(?:19|20)\d{2}|[一二〇零]{4})年(?:底|初|末|上半年|下半年|前|以来|起)?(?:\d{1,2}月(?:\d{1,2}日)?(?:份)?)?"
+    r"(?:[-~至到](?:(?:19|20)\d{2}年)?(?:\d{1,2}月)?(?:\d{1,2}日)?)?|"
+    r"\d{1,2}月\d{1,2}日|\d{1,2}月(?:份|底|初)|"
+    r"\"?[十一二三四五]+五\"?(?:时期|期间|期末|以来|规划)?|今年|去年|明年|近年来|近几年|目前)")
+# Roles that precede a person's name (职务 + 姓名), and verbs of speech after a name.
+_ROLE = (r"(?:副?主任|副?书记|副?局长|副?区长|副?市长|副?县长|副?省长|董事长|总经理|副?总裁|负责人|记者|"
+         r"院长|副?院长|教授|院士|专家|委员|副?部长|处长|科长|主席|总监|创始人|经理|厂长|所长|校长|干部)")
+_SPEECH = r"(?:介绍|表示|说|称|指出|认为|告诉|坦言|感叹|自豪|透露|强调)"
+PERSON = re.compile(rf"{_ROLE}\s?(?P<name>[\u4e00-\u9fff]{{2,3}}?)(?=[,。:、\s\])]|{_SPEECH}|$)"
+                    rf"|(?P<name2>[\u4e00-\u9fff]{{2,3}})(?=(?:介绍|表示|告诉记者|指出|坦言|透露|强调)[,:。])")
+BYLINE = re.compile(r"^[\u4e00-\u9fff]{2,3}(?:[\s\u00a0\u3000]+[\u4e00-\u9fff]{2,3})+$")
+_ORG_SUFFIX = (r"(?:有限公司|股份有限公司|公司|集团|研究院|研究所|中心|基地|产业园|工业园|园区|平台|大学|学院|"
+               r"实验室|协会|银行|医院|学校|小镇|新城|开发区|经开区|高新区|项目|工程|委员会|管委会|办公室|"
+               r"政府|部门|产业链|产业|集群|名片|战略|计划|体系|模式|机制|行动|工作站|孵化器|联盟)")
+ORG = re.compile(rf"[\u4e00-\u9fffA-Za-z0-9\"“”·]{{2,18}}?{_ORG_SUFFIX}")
+QUOTED = re.compile(r"\"[^\"\n]{1,30}\"")
+ENUM_ITEM = r"[^、,。;:!?\s\"]{1,16}"
+AMOUNT_LIST = re.compile(rf"(?:{AMOUNT.pattern}|{PERCENT.pattern})(?:\s*(?:、|和|及|与|,)\s*(?:{AMOUNT.pattern}|{PERCENT.pattern}))+")
+ENUMERATION = re.compile(rf"\"?{ENUM_ITEM}\"?(?:、\"?{ENUM_ITEM}\"?)+(?:(?:和|及|以及|与)\"?{ENUM_ITEM}\"?)?")
+CLAUSE = re.compile(r"[^,;:。!?]{2,60}")
+_LEAD_TRIM = re.compile(r"^(?:并|且|还|也|都|就|是|为|有|在|和|及|与|其中|包括|主要|已|已经|分别|等|将)+")
+
+PATTERNS = {"amount": AMOUNT, "percent": PERCENT, "count": COUNT, "rank": RANK, "date": DATE,
+            "person": PERSON, "org": ORG, "quoted": QUOTED, "list": ENUMERATION,
+            "amounts": AMOUNT_LIST}
+
+# Which extracted kinds can answer which question kinds.
+ACCEPTS = {
+    "amount": ("amount", "count", "percent", "amounts"),
+    "count": ("count", "amount", "amounts"),
+    "percent": ("percent", "amounts"),
+    "rank": ("rank",),
+    "date": ("date",),
+    "person": ("person", "byline"),
+    "place": ("org", "quoted", "clause"),
+    "list": ("list", "quoted", "org", "clause"),
+    "entity": ("org", "quoted", "list", "clause", "person"),
+    "span": ("clause", "org", "quoted", "list", "amount", "count", "percent", "date"),
+}
+
+
+_LIST_HEAD = re.compile(r".*?(?:将|把|包括|包含|形成了?|分别是|分别为|主要有|主要是|重点是|聚焦|围绕|涵盖|打造|培育|发展|即|为|是|有|了)")
+_LIST_TAIL = re.compile(r"(?:等|[一二两三四五六七八九十几]+大|[一二两三四五六七八九十几]+个|…+|\.{3,}).*$")
+
+
+_GROUP_END = re.compile(r"[一二两三四五六七八九十几]+[大个项种类条张]")
+
+
+def split_enumeration(norm: str, s: int, e: int) -> list[tuple[int, int]]:
+    """An enumeration that runs on past a closing count phrase ("…三大产业链和…")
+    is two enumerations; split it there."""
+    parts, pos = [], s
+    for m in _GROUP_END.finditer(norm, s, e):
+        nxt = norm.find("、", m.end(), e)
+        if nxt < 0:
+            break
+        if norm.rfind("、", pos, m.start()) >= 0:
+            parts.append((pos, m.start()))
+            conn = re.compile(r"[^、]{0,8}?(?:和|及|与|,)").match(norm, m.end(), nxt)
+            pos = conn.end() if conn else m.end()
+    parts.append((pos, e))
+    return parts
+
+
+def trim_enumeration(norm: str, s: int, e: int) -> tuple[int, int]:
+    """Cut the verb before the first item and the "等三大产业链" after the last."""
+    first_end = norm.find("、", s, e)
+    if first_end > 0:
+        m = _LIST_HEAD.match(norm, s, first_end)
+        if m and first_end - m.end() >= 2:
+            s = m.end()
+    last_start = norm.rfind("、", s, e) + 1
+    m = _LIST_TAIL.search(norm, last_start, e)
+    if m and m.start() - last_start >= 2:
+        e = m.start()
+    return s, e
+
+
+def _bare_number(text: str) -> bool:
+    return bool(re.fullmatch(r"[零〇一二两三四五六七八九十百千]+[个大年点次]?", text))
+
+
+def extract_candidates(norm: str, start: int, end: int, kinds=None) -> list[tuple[int, int, str]]:
+    """Typed spans in ``norm[start:end]`` (a sentence of normalised text)."""
+    out: list[tuple[int, int, str]] = []
+    kinds = kinds or list(PATTERNS) + ["clause", "byline"]
+    dates = [m.span() for m in DATE.finditer(norm, start, end)]
+    for kind in kinds:
+        if kind == "clause":
+            for m in CLAUSE.finditer(norm, start, end):
+                s, e = m.start(), m.end()
+                lead = _LEAD_TRIM.match(norm, s, e)
+                if lead:
+                    s = lead.end()
+                while s < e and norm[s].isspace():
+                    s += 1
+                while e > s and norm[e - 1].isspace():
+                    e -= 1
+                if e - s >= 2:
+                    out.append((s, e, "clause"))
+            continue
+        if kind == "byline":
+            if BYLINE.match(norm[start:end].strip()):
+                out.append((start, end, "person"))
+            continue
+        for m in PATTERNS[kind].finditer(norm, start, end):
+            s, e = m.span()
+            if kind == "person":
+                s, e = m.span("name") if m.group("name") else m.span("name2")
+            if kind == "list":
+                for ps, pe in split_enumeration(norm, s, e):
+                    ps, pe = trim_enumeration(norm, ps, pe)
+                    while ps < pe and not norm[ps].strip(" \"和及与"):
+                        ps += 1
+                    while pe > ps and not norm[pe - 1].strip(" \""):
+                        pe -= 1
+                    if "、" in norm[ps:pe]:
+                        out.append((ps, pe, kind))
+                continue
+            if kind in ("count", "amount", "amounts") and any(
+                    ds < e and s < de for ds, de in dates):
+                continue  # "2019年1月" is a date, not a count of months
+            if kind == "org":
+                lead = _LEAD_TRIM.match(norm, s, e)
+                if lead and e - lead.end() >= 2:
+                    s = lead.end()
+            text = norm[s:e]
+            if kind in ("count", "amount") and _bare_number(text) and kind != "count":
+                continue
+            if kind == "count" and re.fullmatch(r"[一二两三四五六七八九十]+[个大]", text) is None and \
+                    re.fullmatch(r"(?:19|20)\d{2}年", text):
+                continue  # a year is a date, not a count of years
+            out.append((s, e, kind))
+    return out

@@ -1,0 +1,83 @@
+"""What a question asks for: its expected answer type, key terms and script.
+
+``analyze_question("新材料产业产值是多少")`` → ``QuestionInfo(kind="amount", …)``.
+The kinds: amount, percent, count, rank, date, person, place, list, entity, span.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from qa.normalize import detect_script, normalize
+
+# Order matters: the first matching rule wins. Patterns run on the normalised
+# (simplified, half-width) question.
+_KIND_RULES: list[tuple[str, re.Pattern]] = [
+    ("rank", re.compile(r"第几|排名|排第|排在|名次|位列|第多少|位居|几强|多少强")),
+    ("percent", re.compile(r"百分之|百分比|比例|占比|比重|增幅|增速|增长率|降幅|多少个百分点|占.{0,8}多少|增长(了)?多少|提高(了)?多少|下降(了)?多少|%")),
+    ("date", re.compile(r"什么时候|何时|哪一?年|哪个?月|哪一?天|几月|几号|哪段时间|什么时间|多少年[份度]?$|时间是|年份|日期|哪个时期|起止")),
+    ("count", re.compile(r"(多少|几)(个|家|项|名|人|位|只|条|件|座|所|次|批|种|类|大|张|支|户|栋|幢|届|期|款|台|套|处|片|点|年)")),
+    ("amount", re.compile(r"多少|几|多大|多高|多长|多重|多远|多快|规模|金额|产值|总量|收入|投资额|面积|数量")),
+    ("person", re.compile(r"谁|哪位|什么人|哪个人|姓名|名字是|记者是|作者")),
+    ("place", re.compile(r"哪里|哪儿|什么地方|在哪|何处|哪个(地方|城市|省|区|县|市)|位于|地处")),
+    ("list", re.compile(r"哪些|哪几|有什么|包括什么|包含什么|分别是|都有|[几两三四五六七八九十]大.*(是什么|是啥|指什么)|哪(两|三|四|五|六)")),
+    ("entity", re.compile(r"什么|哪(个|家|所|座|一)|叫|名称|是啥")),
+]
+
+# Words that frame the question rather than name its content.
+_QUESTION_WORDS = re.compile(
+    r"请问|什么时候|什么时间|什么地方|哪一天|哪个月|是?有?(?:多少|几)[个家项名人位只条件座所次批种类张支户]?|是什么|什么|怎么样|怎样|如何|哪些|哪几|哪[一二两三四五六七八九十几]*[个家位项座所种类条大]|哪位|哪里|哪年|哪一年|"
+    r"何时|为什么|是谁|谁|几|吗|呢|吧|呀|啊|了|的|是|有|在|[?？!！,，。.、:：;；\"'“”‘’()（）\s]")
+_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?=年|\D|$)")
+_HAN_RUN = re.compile(r"[\u3400-\u9fff]+|[0-9a-z]+(?:\.[0-9]+)?")
+
+
+@dataclass
+class QuestionInfo:
+    """The parts of a question the reader uses."""
+
+    text: str
+    normalized: str
+    kind: str
+    script: str
+    terms: list[str] = field(default_factory=list)      # content pieces of the question
+    bigrams: list[str] = field(default_factory=list)    # their character bigrams (and ASCII words)
+    years: list[str] = field(default_factory=list)      # four-digit years it names
+    unit: str = ""                                      # measure word after 多少/几, if any
+    plural: bool = False                                # asks for several values (分别, 各)
+
+
+def question_kind(normalized: str) -> str:
+    for kind, pattern in _KIND_RULES:
+        if pattern.search(normalized):
+            return kind
+    return "span"
+
+
+def key_terms(normalized: str) -> list[str]:
+    """Content pieces of a normalised question (question words removed)."""
+    stripped = _QUESTION_WORDS.sub(" ", normalized)
+    return [m.group() for m in _HAN_RUN.finditer(stripped)]
+
+
+def term_bigrams(terms: list[str]) -> list[str]:
+    out: list[str] = []
+    for t in terms:
+        if t[0] < "\u3400" or len(t) == 1:
+            out.append(t)
+        else:
+            out.extend(t[i:i + 2] for i in range(len(t) - 1))
+    return list(dict.fromkeys(out))
+
+
+def analyze_question(question: str) -> QuestionInfo:
+    norm = normalize(question)
+    kind = question_kind(norm)
+    terms = key_terms(norm)
+    unit = ""
+    m = re.search(r"(?:多少|几)([\u4e00-\u9fff])", norm)
+    if m and kind in ("count", "amount"):
+        unit = m.group(1)
+    return QuestionInfo(text=question, normalized=norm, kind=kind, script=detect_script(question),
+                        terms=terms, bigrams=term_bigrams(terms), years=_YEAR.findall(norm), unit=unit,
+                        plural=bool(re.search(r"分别|各(是|为|有)|各自", norm)))
