@@ -10,7 +10,7 @@ Order of tries (first that holds wins):
    UTF-16; each decoding that succeeds is scored for *plausibility*: the mean
    over its non-ASCII characters of +3 for one of the ~500 most frequent
    characters, +1 for another common character (GB2312 level 1 ∪ Big5 level 1,
-   both taken from the codecs) or Chinese punctuation, 0 for a rare ideograph,
+   both taken from the codecs) or Chinese punctuation, 0.25 for a rare ideograph,
    −2 for kana, hangul, bopomofo, box drawing, private-use and control
    characters — what mis-decoded Chinese is made of. A near tie between a GB
    and a Big5 reading is settled by charset-normalizer where the text is long
@@ -96,17 +96,29 @@ def decode_bytes(data: bytes) -> Decoded:
             return _check_text(_decode_declared(data[len(bom):], enc))
 
     if b"\x00" in data:
-        enc = _utf16_by_zeros(data)
-        if enc:
-            dec = _decode_declared(data, enc)
-            if _looks_like_text(dec.text) and _score(dec.text) >= 0:
-                return dec
-        raise InputError("binary file, not text")
+        dec = _utf16_without_bom(data)
+        if dec is None:
+            raise InputError("binary file, not text")
+        return dec
 
     try:
-        return _check_text(Decoded(data.decode("utf-8"), "utf-8"))
+        utf8 = Decoded(data.decode("utf-8"), "utf-8")
     except UnicodeDecodeError as e:
         utf8_error = e
+    else:
+        if not _looks_like_text(utf8.text):
+            # Han-only UTF-16 without BOM can be all ASCII bytes (氩 = 29 6C = ")l")
+            dec = _utf16_without_bom(data)
+            if dec is None or not any(ch > "\x7f" for ch in dec.text):
+                raise InputError("binary file, not text")
+            return dec
+        if not _odd_utf8(utf8.text):
+            return utf8
+        # A short GBK/Big5 text can be valid UTF-8 by chance ("说" = CB B5 = "˵").
+        scored = _chinese_readings(data)
+        if scored and scored[0][0] >= ACCEPT_SCORE:
+            return Decoded(scored[0][2], scored[0][1])
+        return utf8
 
     scored = _chinese_readings(data)
     best = scored[0] if scored else None
@@ -123,6 +135,10 @@ def decode_bytes(data: bytes) -> Decoded:
     guessed = _charset_normalizer_guess(data)
     if guessed:
         return guessed
+
+    # Rare characters only (氩氪氙): a clean GB18030/Big5 reading with no junk in it.
+    if best and best[0] >= 0 and not best[1].startswith("utf-16"):
+        return Decoded(best[2], best[1])
 
     raise InputError(f"undecodable bytes (not UTF-8, GB18030, Big5 or UTF-16; "
                      f"first bad byte at offset {utf8_error.start})")
@@ -173,19 +189,50 @@ def _binary_magic(data: bytes) -> str | None:
     return None
 
 
-def _utf16_by_zeros(data: bytes) -> str | None:
-    """BOM-less UTF-16: zeros (from ASCII characters) on one byte parity only."""
-    sample = data[:65536]
-    if len(sample) < 2:
+def _utf16_without_bom(data: bytes) -> Decoded | None:
+    """BOM-less UTF-16. ASCII characters put their zero bytes on one parity, but
+    Han characters can put one on the other (一 is U+4E00), so both byte orders
+    are tried, the order with more zeros first on a tie. The reading must look
+    like text (binary data read as UTF-16 is full of NULs and control
+    characters) and not like mojibake."""
+    if len(data) % 2:
         return None
+    sample = data[:65536]
     even = sample[0::2].count(0)
     odd = sample[1::2].count(0)
-    half = len(sample) // 2
-    if odd >= 0.05 * half and even <= 0.01 * odd + 1 and len(data) % 2 == 0:
-        return "utf-16-le"
-    if even >= 0.05 * half and odd <= 0.01 * even + 1 and len(data) % 2 == 0:
-        return "utf-16-be"
-    return None
+    encs = ["utf-16-le", "utf-16-be"] if odd >= even else ["utf-16-be", "utf-16-le"]
+    clear = max(odd, even) >= 2 * min(odd, even) and max(odd, even) >= 4
+    readings = []
+    for enc in encs:
+        try:
+            text = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        if _looks_like_text(text):
+            ascii_only = not any(ch > "\x7f" for ch in text[:SAMPLE_CHARS])
+            score = 3.0 if ascii_only else _score(text)
+            if score >= 0:
+                if clear:           # the parity of the zeros decides
+                    return Decoded(text, enc)
+                readings.append((score, enc, text))
+    if not readings:
+        return None
+    score, enc, text = max(readings, key=lambda r: r[0])   # max keeps the first on ties
+    return Decoded(text, enc)
+
+
+_LATIN_OK = re.compile(r"[\u00a0-\u00ff\u0391-\u03a9\u03b1-\u03c9\u0410-\u044f\u2000-\u206f]")
+
+
+def _odd_utf8(text: str) -> bool:
+    """Valid UTF-8 whose non-ASCII is only 2-byte odd characters (Latin extended, IPA,
+    Armenian, Hebrew, Arabic …), as GBK/Big5 bytes read as UTF-8 look; Latin-1,
+    basic Greek and Cyrillic letters are not odd."""
+    sample = text[:SAMPLE_CHARS]
+    non_ascii = [ch for ch in sample if ch > "\x7f"]
+    if not non_ascii or len(non_ascii) > 64:
+        return False
+    return all(ch < "\u0800" and not _LATIN_OK.match(ch) for ch in non_ascii)
 
 
 def _decode_declared(data: bytes, enc: str) -> Decoded:
@@ -239,8 +286,11 @@ def _chinese_readings(data: bytes) -> list[tuple[float, str, str]]:
         if text in seen or not _looks_like_text(text):
             continue
         seen.add(text)
+        score = _score(text)
+        if enc.startswith("utf-16") and score < ACCEPT_SCORE:
+            continue      # BOM-less, NUL-less UTF-16 (no ASCII at all): only when clearly Chinese
         # tiny preference for the earlier codec on equal scores
-        out.append((_score(text) - order * 1e-6, enc, text))
+        out.append((score - order * 1e-6, enc, text))
     out.sort(key=lambda t: -t[0])
     if len(out) >= 2:
         out = _break_gb_big5_tie(data, out)
@@ -298,22 +348,41 @@ def _char_weight(ch: str, top: frozenset, common: frozenset) -> float:
         return 1.0
     cp = ord(ch)
     if 0x4E00 <= cp <= 0x9FFF or 0xFF01 <= cp <= 0xFF5E:
-        return 0.0
+        return 0.25       # a rare ideograph still beats an arrow or a dingbat
     if (0x3040 <= cp <= 0x30FF or 0x3100 <= cp <= 0x312F or 0x3130 <= cp <= 0x318F
             or 0xAC00 <= cp <= 0xD7AF or 0x1100 <= cp <= 0x11FF or 0x2500 <= cp <= 0x257F
             or 0xE000 <= cp <= 0xF8FF or 0x80 <= cp <= 0x9F or 0xD800 <= cp <= 0xDFFF
-            or 0x0370 <= cp <= 0x04FF or 0xFE30 <= cp <= 0xFE4F or cp == 0xFFFD):
+            or 0x0370 <= cp <= 0x04FF or 0xFE10 <= cp <= 0xFE6F or 0xFDD0 <= cp <= 0xFDEF
+            or cp >= 0xFFF0 and cp <= 0xFFFF):
         return -2.0
     if 0x3400 <= cp <= 0x4DBF or 0xF900 <= cp <= 0xFAFF or cp > 0xFFFF:
         return -1.0
     return 0.0
 
 
+@functools.lru_cache(maxsize=65536)
+def _script_of(ch: str) -> int:
+    """+1 traditional-only, −1 simplified-only, 0 either/neither (per OpenCC)."""
+    try:
+        from qa.normalize import to_simplified, to_traditional
+    except Exception:   # noqa: BLE001
+        return 0
+    if to_simplified(ch) != ch:
+        return 1
+    if to_traditional(ch) != ch:
+        return -1
+    return 0
+
+
 def _score(text: str) -> float:
-    """Mean plausibility of the non-ASCII characters of ``text`` as Chinese (see module doc)."""
+    """Mean plausibility of the non-ASCII characters of ``text`` as Chinese (see module doc).
+
+    Real text keeps to one script; GB bytes of Big5 text make a mix of
+    simplified-only and traditional-only characters, which costs up to 2.
+    """
     top, common = _char_tables()
     total = 0.0
-    n = 0
+    n = trad = simp = 0
     for ch in text[:SAMPLE_CHARS]:
         if ch < "\x80":
             if ch < " " and ch not in "\t\n\r\f\v":
@@ -322,7 +391,13 @@ def _score(text: str) -> float:
             continue
         total += _char_weight(ch, top, common)
         n += 1
-    return total / n if n else 0.0
+        if "\u4e00" <= ch <= "\u9fff":
+            s = _script_of(ch)
+            trad += s > 0
+            simp += s < 0
+    if not n:
+        return 0.0
+    return total / n - 2.0 * min(trad, simp) / n
 
 
 def _charset_normalizer_guess(data: bytes) -> Decoded | None:

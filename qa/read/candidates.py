@@ -103,8 +103,12 @@ def trim_enumeration(norm: str, s: int, e: int) -> tuple[int, int]:
     return s, e
 
 
-def _bare_number(text: str) -> bool:
-    return bool(re.fullmatch(r"[零〇一二两三四五六七八九十百千]+[个大年点次]?", text))
+_DIGIT = re.compile(r"\d")
+
+
+def _word_number(text: str) -> bool:
+    """A quantity written without digits (一年, 八条, 千亿): usually idiom, not data."""
+    return not _DIGIT.search(text)
 
 
 def extract_candidates(norm: str, start: int, end: int, kinds=None) -> list[tuple[int, int, str]]:
@@ -152,10 +156,9 @@ def extract_candidates(norm: str, start: int, end: int, kinds=None) -> list[tupl
                 if lead and e - lead.end() >= 2:
                     s = lead.end()
             text = norm[s:e]
-            if kind in ("count", "amount") and _bare_number(text) and kind != "count":
+            if kind in ("amount", "percent", "amounts") and _word_number(text) and "百分之" not in text:
                 continue
-            if kind == "count" and re.fullmatch(r"[一二两三四五六七八九十]+[个大]", text) is None and \
-                    re.fullmatch(r"(?:19|20)\d{2}年", text):
+            if kind == "count" and re.fullmatch(r"(?:19|20)\d{2}年", text):
                 continue  # a year is a date, not a count of years
             out.append((s, e, kind))
     return out

@@ -45,6 +45,7 @@ class QuestionInfo:
     years: list[str] = field(default_factory=list)      # four-digit years it names
     unit: str = ""                                      # measure word after 多少/几, if any
     plural: bool = False                                # asks for several values (分别, 各)
+    focus: list[str] = field(default_factory=list)      # bigrams of the words just before the wh-word
 
 
 def question_kind(normalized: str) -> str:
@@ -70,6 +71,27 @@ def term_bigrams(terms: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+_WH = re.compile(r"多少|几|什么时候|什么时间|何时|哪|谁|什么|怎样|如何|是否|有没有")
+_FOCUS_TRIM = re.compile(r"(?:是|为|有|达到|达|约|共|一共|总共|大约|的|了|在|要|将|预计|能|可以|会|都)+$")
+
+
+def focus_bigrams(normalized: str) -> list[str]:
+    """Bigrams of the (up to four) characters just before the question word:
+    in 「新材料产业产值是多少」 the asked-for attribute is 「产值」."""
+    m = _WH.search(normalized)
+    if not m:
+        return []
+    head = _FOCUS_TRIM.sub("", normalized[:m.start()])
+    run = re.search(r"[\u3400-\u9fff]{2,4}$|[0-9a-z]+$", head)
+    if not run:
+        # the wh-word opens the question (「谁是…」): take what follows it
+        tail = re.match(r"(?:是|为|有)?([\u3400-\u9fff]{2,4})", normalized[m.end():])
+        word = tail.group(1) if tail else ""
+    else:
+        word = run.group()
+    return term_bigrams([word]) if word else []
+
+
 def analyze_question(question: str) -> QuestionInfo:
     norm = normalize(question)
     kind = question_kind(norm)
@@ -80,4 +102,4 @@ def analyze_question(question: str) -> QuestionInfo:
         unit = m.group(1)
     return QuestionInfo(text=question, normalized=norm, kind=kind, script=detect_script(question),
                         terms=terms, bigrams=term_bigrams(terms), years=_YEAR.findall(norm), unit=unit,
-                        plural=bool(re.search(r"分别|各(是|为|有)|各自", norm)))
+                        plural=bool(re.search(r"分别|各(是|为|有)|各自", norm)), focus=focus_bigrams(norm))

@@ -31,9 +31,10 @@ _YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?=年)")
 
 @dataclass
 class Weights:
-    semantic: float = 0.35
+    semantic: float = 0.30
     coverage: float = 0.30
-    proximity: float = 0.15
+    proximity: float = 0.10
+    focus: float = 0.10
     type_match: float = 0.10
     retrieval: float = 0.10
     unit_bonus: float = 0.05
@@ -43,8 +44,8 @@ class Weights:
 
 
 def _sem01(cos: float) -> float:
-    """e5 cosines sit in [0.7, 0.95]; spread them over [0, 1]."""
-    return min(1.0, max(0.0, (cos - 0.75) / 0.17))
+    """e5 cosines of related Chinese text sit in [0.8, 0.93]; spread them over [0, 1]."""
+    return min(1.0, max(0.0, (cos - 0.80) / 0.13))
 
 
 class TypedSpanReader:
@@ -96,7 +97,7 @@ class TypedSpanReader:
                 present = [b for b in question.bigrams if b in s_text]
                 in_prev = [b for b in question.bigrams if b not in s_text and b in p_text]
                 coverage = (sum(idf[b] for b in present) + 0.5 * sum(idf[b] for b in in_prev)) / total_idf
-                positions = [(m.start() + sent.start, m.start() + sent.start + len(b))
+                positions = [(m.start() + sent.start, m.start() + sent.start + len(b), idf[b])
                              for b in present for m in re.finditer(re.escape(b), s_text)]
                 years_here = set(_YEAR.findall(s_text)) | set(_YEAR.findall(p_text))
                 year_adj = 0.0
@@ -114,22 +115,30 @@ class TypedSpanReader:
                         echo = sum(1 for b in question.bigrams if b in span) / max(len(question.bigrams), 1)
                     else:
                         echo = 0.0
-                    if positions:
-                        dist = min(max(0, ps - e, s - pe) for ps, pe in positions)
-                        prox = math.exp(-dist / 20.0)
-                    else:
-                        prox = 0.0
+                    # idf-weighted closeness of each question term to the span
+                    near: dict[float, float] = {}
+                    for ps, pe, wt in positions:
+                        d = max(0, ps - e, s - pe)
+                        near[(ps, wt)] = wt * math.exp(-d / 20.0)
+                    prox = min(1.0, sum(near.values()) / total_idf)
+                    focus = max((math.exp(-max(0, ps - e, s - pe) / 6.0) for ps, pe, _ in positions
+                                 if norm[ps:pe] in question.focus), default=0.0)
                     unit_adj = 0.0
-                    if question.unit and kind in ("count", "amount"):
-                        unit_adj = w.unit_bonus if question.unit in span[-3:] else -w.unit_bonus
-                    score = (w.semantic * sem + w.coverage * min(coverage, 1.0) + w.proximity * prox
+                    if kind in ("count", "amount"):
+                        if question.unit:
+                            unit_adj = w.unit_bonus if question.unit in span[-3:] else -w.unit_bonus
+                        if kind == "count" and not any(ch.isdigit() for ch in span) and \
+                                not (question.unit and question.unit in span):
+                            continue   # 一年, 五年, 八条: numbers in words count only when asked for
+
+                    score = (w.semantic * sem + w.coverage * min(coverage, 1.0) + w.proximity * prox + w.focus * focus
                              + w.type_match * type_score + w.retrieval * retrieval
                              + unit_adj + year_adj - w.echo_penalty * echo)
                     doc_text = index.documents[sent.doc_id].text
                     out.append(Candidate(doc_id=sent.doc_id, start=s, end=e, text=doc_text[s:e],
                                          score=max(0.0, min(1.0, score)), kind=kind,
                                          sentence_start=sent.start, sentence_end=sent.end, passage=hit,
-                                         features={"semantic": sem, "coverage": coverage, "proximity": prox,
+                                         features={"semantic": sem, "coverage": coverage, "proximity": prox, "focus": focus,
                                                    "type": type_score, "retrieval": retrieval,
                                                    "echo": echo, "year": year_adj, "unit": unit_adj}))
         out.sort(key=lambda c: (-c.score, c.end - c.start))

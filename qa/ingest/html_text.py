@@ -1,0 +1,220 @@
+"""HTML page → (title, main text).
+
+Parsed with lxml's HTML parser (libxml2; lxml is already needed by
+python-docx). The text is built here, one block per line:
+
+* dropped: ``<script>``, ``<style>``, ``<noscript>``, ``<template>``, forms'
+  controls, embedded objects, hidden elements, and navigation: ``<nav>``,
+  ``<aside>``, ``<menu>``, ``<footer>``, ``<header>`` outside an article,
+  ARIA navigation/banner/contentinfo/complementary/search roles, and elements
+  whose class or id names them (``nav``, ``menu``, ``breadcrumb``, ``sidebar``,
+  ``footer``, ``copyright``, ``share``, ``comment(s)``, ``related`` …);
+* the main text is the longest ``<article>`` / ``<main>`` / ``role=main``
+  holding at least a quarter of the page's remaining text, else the body;
+* block elements (p, div, h1–h6, li, tr, …) and ``<br>`` end a line; table
+  cells in a row are separated by a tab; ``<pre>`` keeps its whitespace;
+  elsewhere whitespace collapses as a browser shows it, and a line break in the
+  source between two Chinese characters disappears (CSS segment-break rule).
+
+The title is ``<title>``, else ``og:title``, else the first ``<h1>``.
+"""
+from __future__ import annotations
+
+import re
+
+from qa.errors import InputError
+from qa.ingest.encoding import decode_declared
+
+_BLOCK = {
+    "address", "article", "aside", "blockquote", "body", "caption", "center", "dd", "details", "dialog",
+    "dir", "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "frameset", "h1", "h2",
+    "h3", "h4", "h5", "h6", "header", "hgroup", "hr", "html", "legend", "li", "main", "menu", "nav",
+    "noframes", "ol", "p", "pre", "section", "summary", "table", "tbody", "tfoot", "thead", "tr", "ul",
+    "listing", "plaintext", "xmp",
+}
+_DROP = {
+    "script", "style", "noscript", "template", "svg", "math", "canvas", "iframe", "frame", "object",
+    "embed", "applet", "audio", "video", "map", "button", "select", "option", "optgroup", "datalist",
+    "textarea", "input", "head", "title", "meta", "link", "base",
+}
+_NAV_TAGS = {"nav", "aside", "menu", "footer"}
+_NAV_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar",
+              "toolbar", "dialog", "alert"}
+_NAV_TOKENS = {
+    "nav", "navbar", "navigation", "menu", "menubar", "submenu", "breadcrumb", "breadcrumbs", "crumb",
+    "crumbs", "sidebar", "footer", "copyright", "share", "sharing", "social", "advert", "advertisement",
+    "ads", "cookie", "cookies", "comment", "comments", "related", "recommend", "pagination", "pager",
+    "toolbar", "topbar", "skip", "sitemap", "hidden", "popup", "modal",
+}
+_SECTIONING = {"article", "main", "section"}
+_CJK = "\u2e80-\u2fff\u3000-\u303f\u3040-\u9fff\uf900-\ufaff\uff00-\uffef"
+_CJK_BREAK = re.compile(rf"(?<=[{_CJK}])[ \t\r\f]*\n\s*(?=[{_CJK}])")
+_SPACES = re.compile(r"[ \t\n\r\f\u200b]+")
+_TOKENS = re.compile(r"[^a-z0-9]+")
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)|<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""",
+    re.IGNORECASE,
+)
+
+
+def declared_charset(data: bytes) -> str | None:
+    m = _META_CHARSET.search(data[:8192])
+    if not m:
+        return None
+    return (m.group(1) or m.group(2)).decode("ascii", "ignore") or None
+
+
+def extract_html(data: bytes) -> tuple[str, str]:
+    """Raw bytes of a page → (title, text). :class:`InputError` if it holds no text."""
+    try:
+        import lxml.etree as etree
+        import lxml.html
+    except ImportError:
+        raise InputError("reading HTML needs the lxml package (pip install lxml)") from None
+    source = decode_declared(data, declared_charset(data)).text
+    if not source.strip():
+        raise InputError("empty file")
+    parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, huge_tree=True)
+    try:
+        root = lxml.html.document_fromstring(source.encode("utf-8", "surrogatepass"), parser=parser)
+    except (etree.ParserError, etree.XMLSyntaxError, ValueError) as e:
+        raise InputError(f"cannot parse HTML ({e})") from None
+    if root is None:
+        raise InputError("cannot parse HTML (no document)")
+
+    title = _title(root)
+    body = root.find("body")
+    if body is None:
+        body = root
+    text = _blocks(etree, body, main=True)
+    container = _main_container(etree, body, len(text))
+    if container is not None:
+        text = _blocks(etree, container, main=True)
+    if not text.strip():
+        text = _blocks(etree, body, main=False)      # everything was "navigation": keep it all
+    if not text.strip():
+        raise InputError("no text in HTML page")
+    return title, text
+
+
+def _clean(s: str | None) -> str:
+    return _SPACES.sub(" ", s or "").strip()
+
+
+def _title(root) -> str:
+    for xpath in ("//title", "//meta[@property='og:title']/@content", "//meta[@name='title']/@content",
+                  "//h1"):
+        for hit in root.xpath(xpath):
+            t = _clean(hit if isinstance(hit, str) else hit.text_content())
+            if t:
+                return t[:200]
+    return ""
+
+
+def _is_hidden(el) -> bool:
+    if el.get("hidden") is not None or el.get("aria-hidden") == "true":
+        return True
+    style = (el.get("style") or "").replace(" ", "").lower()
+    return "display:none" in style or "visibility:hidden" in style
+
+
+def _is_nav(el, in_section: int) -> bool:
+    tag = el.tag
+    if tag in ("html", "body", "main", "article"):
+        return False
+    if tag in _NAV_TAGS or (tag == "header" and not in_section):
+        return True
+    if (el.get("role") or "").strip().lower() in _NAV_ROLES:
+        return True
+    names = " ".join(filter(None, (el.get("class"), el.get("id")))).lower()
+    return bool(names) and not _NAV_TOKENS.isdisjoint(_TOKENS.split(names))
+
+
+def _main_container(etree, body, body_len: int):
+    best, best_len = None, 0
+    for el in body.xpath(".//article | .//main | .//*[@role='main']"):
+        n = len(_blocks(etree, el, main=True))
+        if n > best_len:
+            best, best_len = el, n
+    if best is not None and best_len >= 0.25 * body_len:
+        return best
+    return None
+
+
+class _Lines:
+    """Collects inline text into lines; ``end()`` closes the current one."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.buf: list[str] = []
+        self.cell_sep = False
+
+    def add(self, s: str | None, pre: bool = False):
+        if not s:
+            return
+        if pre:
+            parts = s.split("\n")
+            for i, part in enumerate(parts):
+                if i:
+                    self.end()
+                self.buf.append(part.replace("\x00", ""))
+            return
+        self.buf.append(s)
+
+    def cell(self):
+        if "".join(self.buf).strip():
+            self.buf.append("\t")
+
+    def end(self):
+        raw = "".join(self.buf)
+        self.buf = []
+        if "\t" in raw:      # table row: collapse each cell, keep the tabs
+            line = "\t".join(_collapse(c) for c in raw.split("\t")).strip(" ")
+            line = line.rstrip("\t")
+        else:
+            line = _collapse(raw)
+        if line.strip():
+            self.lines.append(line)
+
+
+def _collapse(s: str) -> str:
+    s = _CJK_BREAK.sub("", s)
+    return _SPACES.sub(" ", s).strip(" ")
+
+
+def _blocks(etree, top, main: bool) -> str:
+    out = _Lines()
+    in_section = 0
+    pre = 0
+    walker = etree.iterwalk(top, events=("start", "end"))
+    for event, el in walker:
+        tag = el.tag if isinstance(el.tag, str) else ""
+        tag = tag.lower()
+        if event == "start":
+            skip = (not tag or tag in _DROP or _is_hidden(el)
+                    or (main and el is not top and _is_nav(el, in_section)))
+            if skip:
+                walker.skip_subtree()
+                el.set("data-qa-skipped", "1")
+                continue
+            if tag in _SECTIONING:
+                in_section += 1
+            if tag in ("pre", "listing", "plaintext", "xmp", "textarea"):
+                pre += 1
+            if tag in ("td", "th"):
+                out.cell()
+            elif tag in _BLOCK or tag == "br":
+                out.end()
+            out.add(el.text, pre=bool(pre))
+        else:
+            if el.attrib.pop("data-qa-skipped", None) is None:
+                if tag in _SECTIONING:
+                    in_section -= 1
+                if tag in ("pre", "listing", "plaintext", "xmp", "textarea"):
+                    pre -= 1
+                if tag in _BLOCK:
+                    out.end()
+            if el is not top:
+                out.add(el.tail, pre=bool(pre))
+    out.end()
+    return "\n".join(out.lines)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine: a virtual environment in .venv with the
+# project and its dependencies. `bash setup.sh --test` adds the test tools and
+# the headless browser used by the page's end-to-end test.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+pip install -q --upgrade pip
+extras="ui"
+if [ "${1:-}" = "--test" ]; then
+  extras="ui,test"
+fi
+pip install -q -e ".[${extras}]"
+if [ "${1:-}" = "--test" ]; then
+  if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+        || echo "setup: could not install chromium; the browser test will be skipped" >&2
+    else
+      echo "setup: chromium not found (sudo apt-get install chromium); the browser test will be skipped" >&2
+    fi
+  fi
+fi
+echo "setup: ready (.venv)"

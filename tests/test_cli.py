@@ -1,0 +1,65 @@
+import json
+import subprocess
+import sys
+
+
+def qa(*args, input=None):
+    return subprocess.run([sys.executable, "-m", "qa", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_ask_prints_answer_title_and_marked_sentence():
+    r = qa("ask", "新材料产业产值是多少")
+    assert r.returncode == 0, r.stderr
+    assert "604.5亿元" in r.stdout
+    assert "上虞:全面建设高水平“创新强区、品质名城”" in r.stdout
+    assert "【604.5亿元】" in r.stdout
+
+
+def test_ask_json_is_answer_to_dict():
+    r = qa("ask", "新材料产业产值是多少", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["text"] == "604.5亿元" and d["no_answer"] is False
+    assert d["citations"][0]["quote"] == "604.5亿元"
+
+
+def test_not_found_exits_zero_with_a_clear_message():
+    r = qa("ask", "火星上有多少个湖泊?")
+    assert r.returncode == 0
+    assert "没有找到" in r.stdout
+
+
+def test_empty_question_is_exit_2_with_one_line():
+    r = qa("ask", "   ")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_option_is_exit_2():
+    r = qa("ask", "x", "--bogus")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_missing_index_is_exit_4_naming_the_fix(tmp_path):
+    r = qa("ask", "新材料产业产值是多少", "--index", str(tmp_path / "nothing"))
+    assert r.returncode == 4
+    assert "qa index" in r.stderr
+
+
+def test_index_a_folder_then_ask_it(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "report.txt").write_text("临江新区年度报告\n2023年临江新区注册企业数量为3721家,同比增长12.5%。\n",
+                                     encoding="utf-8")
+    index = tmp_path / "index"
+    r = qa("index", str(docs), "--index", str(index))
+    assert r.returncode == 0, r.stderr
+    assert "1 new" in r.stdout
+    r = qa("ask", "临江新区注册企业有多少家", "--index", str(index), "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["text"] == "3721家"
+    assert d["citations"][0]["doc_id"].endswith("report.txt")
+    r = qa("index", "--index", str(index))
+    assert "encoded 0 passages" in r.stdout
