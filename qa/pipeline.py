@@ -91,16 +91,26 @@ class Pipeline:
             question_vector = self.encoder.encode_queries([question])[0]
         return self.retriever.retrieve(question, top_k, question_vector)
 
-    def answer(self, question: str, top_k: int = 5, max_alternatives: int = 3) -> Answer:
+    def answer(self, question: str, top_k: int = 5, max_alternatives: int = 3, abstain: bool = True) -> Answer:
+        """Retrieve ``top_k`` passages and read them. ``abstain=False`` always
+        returns the best span (used to score readers on sets with no unanswerable questions)."""
         t0 = time.perf_counter()
         question = clean_question(question)
-        info = analyze_question(question)
         qvec = self.encoder.encode_queries([question])[0]
         t1 = time.perf_counter()
         hits = self.retriever.retrieve(question, top_k, qvec)
         t2 = time.perf_counter()
-        candidates = self.reader.read(info, hits, self.index, qvec, idf=self.bm25.idf)
-        t3 = time.perf_counter()
+        result = self.read(question, hits, qvec, max_alternatives, abstain)
+        result.timings = {"encode_ms": (t1 - t0) * 1e3, "search_ms": (t2 - t1) * 1e3,
+                          "read_ms": result.timings["read_ms"], "total_ms": (time.perf_counter() - t0) * 1e3}
+        return result
+
+    def read(self, question: str, hits, question_vector, max_alternatives: int = 3,
+             abstain: bool = True) -> Answer:
+        """The reader stage alone: the answer found in ``hits``."""
+        t0 = time.perf_counter()
+        info = analyze_question(question)
+        candidates = self.reader.read(info, hits, self.index, question_vector, idf=self.bm25.idf)
         chosen: list[Candidate] = []
         for c in candidates:
             if len(chosen) > max_alternatives:
@@ -108,20 +118,19 @@ class Pipeline:
             if any(_overlaps(c, o) or c.text == o.text for o in chosen):
                 continue
             chosen.append(c)
-        threshold = self.reader.threshold
+        threshold = self.reader.threshold if abstain else float("-inf")
         answers = [self._to_answer(question, info, c) for c in chosen]
-        timings = {"encode_ms": (t1 - t0) * 1e3, "search_ms": (t2 - t1) * 1e3, "read_ms": (t3 - t2) * 1e3}
         if not answers or chosen[0].score < threshold:
             best = chosen[0].score if chosen else 0.0
             result = Answer(question=question, text=NOT_FOUND[info.script], score=best, no_answer=True,
                             alternatives=answers[:2], kind=info.kind)
         else:
             best_score = chosen[0].score
-            alts = [a for a, c in zip(answers[1:], chosen[1:]) if c.score >= max(threshold, best_score - 0.15)]
+            alts = [a for a, c in zip(answers[1:], chosen[1:])
+                    if c.score >= max(threshold, best_score - 0.15)]
             result = answers[0]
             result.alternatives = alts
-        timings["total_ms"] = (time.perf_counter() - t0) * 1e3
-        result.timings = timings
+        result.timings = {"read_ms": (time.perf_counter() - t0) * 1e3}
         return result
 
     def citation(self, c: Candidate) -> Citation:

@@ -1,0 +1,258 @@
+"""``qa eval``: score answers, retrieval, citations and abstaining.
+
+Seed set (default): every question of ``eval/seed_questions.jsonl`` through the
+hybrid default and the BM25-only and dense-only baselines, side by side.
+SQuAD-format sets (``--squad FILE``): ``--mode reader`` reads each question's own
+gold paragraph; ``--mode open`` retrieves from all paragraphs of the file first.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.evaluation import metrics
+from qa.evaluation.report import write_report
+from qa.types import Document, PassageHit
+
+EVAL_SET = Path(__file__).resolve().parents[2] / "eval" / "seed_questions.jsonl"
+RETRIEVAL_DEPTH = 5
+
+
+@dataclass
+class Outcome:
+    """One question's result under one configuration."""
+
+    qid: str
+    question: str
+    kind: str
+    tags: list[str]
+    gold: list[dict]
+    gold_no_answer: bool
+    prediction: str
+    predicted_no_answer: bool
+    em: float
+    f1: float
+    rank: int | None            # 1-based rank of the first passage holding a gold span
+    citation_ok: bool | None
+    latency_ms: float
+    cited: dict | None = None
+
+
+@dataclass
+class Summary:
+    name: str
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def metrics(self, subset=None) -> dict:
+        rows = [o for o in self.outcomes if subset is None or subset(o)]
+        if not rows:
+            return {}
+        answerable = [o for o in rows if not o.gold_no_answer]
+        out = {
+            "n": len(rows),
+            "em": 100 * sum(o.em for o in rows) / len(rows),
+            "f1": 100 * sum(o.f1 for o in rows) / len(rows),
+        }
+        if answerable:
+            out["answerable_em"] = 100 * sum(o.em for o in answerable) / len(answerable)
+            out["answerable_f1"] = 100 * sum(o.f1 for o in answerable) / len(answerable)
+            ranked = [o for o in answerable if o.rank is not None or True]
+            out["recall@1"] = 100 * sum(1 for o in ranked if o.rank == 1) / len(ranked)
+            out["recall@5"] = 100 * sum(1 for o in ranked if o.rank is not None and o.rank <= 5) / len(ranked)
+            out["mrr"] = sum(1 / o.rank for o in ranked if o.rank) / len(ranked)
+            cited = [o for o in answerable if not o.predicted_no_answer]
+            out["citation_acc"] = 100 * sum(1 for o in cited if o.citation_ok) / len(answerable)
+        if any(o.gold_no_answer for o in rows):
+            prf = metrics.no_answer_prf((o.predicted_no_answer, o.gold_no_answer) for o in rows)
+            out.update({"noans_p": 100 * prf.precision, "noans_r": 100 * prf.recall, "noans_f1": 100 * prf.f1})
+        lat = [o.latency_ms for o in rows]
+        out["p50_ms"] = metrics.percentile(lat, 50)
+        out["p95_ms"] = metrics.percentile(lat, 95)
+        return out
+
+    def by_kind(self) -> dict[str, dict]:
+        kinds = sorted({o.kind for o in self.outcomes})
+        out = {k: self.metrics(lambda o, k=k: o.kind == k) for k in kinds}
+        tags = sorted({t for o in self.outcomes for t in o.tags})
+        out.update({f"tag:{t}": self.metrics(lambda o, t=t: t in o.tags) for t in tags})
+        return out
+
+
+def load_eval_set(path: Path) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                rows.append(json.loads(line))
+    return rows
+
+
+def evaluate(pipeline, questions: list[dict], name: str, hits_for=None, abstain: bool = True,
+             progress: bool = False) -> Summary:
+    """Run ``questions`` through ``pipeline``; ``hits_for(q)`` overrides retrieval (reader mode)."""
+    summary = Summary(name)
+    for i, q in enumerate(questions):
+        t0 = time.perf_counter()
+        if hits_for is None:
+            qvec = pipeline.encoder.encode_queries([q["question"]])[0]
+            hits = pipeline.retriever.retrieve(q["question"], RETRIEVAL_DEPTH, qvec)
+        else:
+            qvec = pipeline.encoder.encode_queries([q["question"]])[0]
+            hits = hits_for(q, qvec)
+        a = pipeline.read(q["question"], hits, qvec, abstain=abstain)
+        latency = (time.perf_counter() - t0) * 1e3
+        gold = q.get("answers", [])
+        gold_no = bool(q.get("no_answer")) or not gold
+        pred = "" if a.no_answer else a.text
+        em, f1 = metrics.score(pred, gold)
+        spans = [g for g in gold if g.get("start", -1) >= 0 and g.get("doc_id")]
+        rank = metrics.hit_rank([h.chunk for h in hits], spans) if spans else None
+        cit = a.citations[0] if a.citations else None
+        cit_ok = (metrics.citation_correct(cit.doc_id, cit.start, cit.end, spans) if cit and spans else
+                  (None if gold_no else False))
+        summary.outcomes.append(Outcome(q["id"], q["question"], q.get("kind", "squad"), q.get("tags", []), gold,
+                                        gold_no, pred, a.no_answer, em, f1, rank, cit_ok, latency,
+                                        cit.to_dict() if cit else None))
+        if progress and (i + 1) % 200 == 0:
+            print(f"  {name}: {i + 1}/{len(questions)}", file=sys.stderr)
+    return summary
+
+
+COLUMNS = [("n", "{:.0f}"), ("em", "{:.1f}"), ("f1", "{:.1f}"), ("answerable_em", "{:.1f}"),
+           ("answerable_f1", "{:.1f}"), ("recall@1", "{:.1f}"), ("recall@5", "{:.1f}"), ("mrr", "{:.3f}"),
+           ("citation_acc", "{:.1f}"), ("noans_p", "{:.1f}"), ("noans_r", "{:.1f}"), ("noans_f1", "{:.1f}"),
+           ("p50_ms", "{:.1f}"), ("p95_ms", "{:.1f}")]
+
+
+def table(rows: dict[str, dict], columns=COLUMNS) -> str:
+    cols = [c for c in columns if any(c[0] in r for r in rows.values())]
+    head = "| | " + " | ".join(c for c, _ in cols) + " |"
+    sep = "|---|" + "---:|" * len(cols)
+    lines = [head, sep]
+    for name, r in rows.items():
+        lines.append(f"| {name} | " + " | ".join(fmt.format(r[c]) if c in r else "" for c, fmt in cols) + " |")
+    return "\n".join(lines)
+
+
+def run_seed_eval(args) -> dict:
+    from qa.pipeline import Pipeline
+    questions = load_eval_set(Path(args.questions) if args.questions else EVAL_SET)
+    if args.limit:
+        questions = questions[:args.limit]
+    reader = None
+    if args.reader:
+        from qa.read.base import make_reader
+        reader = make_reader(args.reader)
+    configs = ["hybrid", "bm25", "dense"]
+    summaries = {}
+    base = Pipeline.load(retriever="hybrid", reader=reader)
+    for name in configs:
+        pipe = base if name == "hybrid" else Pipeline(base.index, base.encoder, name, base.reader, base.index_dir)
+        pipe.answer("预热")  # first call warms caches; not timed
+        summaries[name] = evaluate(pipe, questions, name)
+    return {"set": str(args.questions or EVAL_SET), "summaries": summaries}
+
+
+def squad_documents(path: Path) -> tuple[list[Document], list[dict]]:
+    """Paragraphs of a SQuAD-format file as documents, and its questions with gold spans."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    docs, questions = [], []
+    for a_i, article in enumerate(data["data"]):
+        title = article.get("title", "")
+        for p_i, para in enumerate(article["paragraphs"]):
+            doc_id = f"{a_i:04d}-{p_i:03d}"
+            context = para["context"]
+            docs.append(Document(doc_id=doc_id, title=title or doc_id, text=context, source=str(path)))
+            for qa_ in para["qas"]:
+                if qa_.get("is_impossible"):
+                    answers = []
+                else:
+                    answers = [{"text": a["text"], "doc_id": doc_id, "start": a["answer_start"],
+                                "end": a["answer_start"] + len(a["text"])} for a in qa_["answers"]]
+                    # a few CMRC answers have answer_start -1 or a stale offset: score on text alone
+                    for a in answers:
+                        if a["start"] < 0 or context[a["start"]:a["end"]] != a["text"]:
+                            a["start"] = -1
+                questions.append({"id": qa_["id"], "question": qa_["question"], "answers": answers,
+                                  "no_answer": not answers, "doc_id": doc_id, "kind": "squad"})
+    return docs, questions
+
+
+def squad_index(path: Path, encoder) -> Path:
+    """Index a SQuAD file's paragraphs once, cached under $QA_HOME/eval/."""
+    from qa.indexing import index_documents
+    from qa.pipeline import qa_home
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
+    index_dir = qa_home() / "eval" / f"{path.stem}-{digest}"
+    docs, _ = squad_documents(path)
+    if not (index_dir / "manifest.json").exists():
+        print(f"indexing {len(docs)} paragraphs of {path.name} into {index_dir} (once) …", file=sys.stderr)
+        index_documents(docs, index_dir, encoder)
+    return index_dir
+
+
+def run_squad_eval(args) -> dict:
+    from embeddings.encoders import get_encoder
+    from qa.pipeline import Pipeline
+    path = Path(args.squad)
+    if not path.exists():
+        from qa.errors import InputError
+        raise InputError(f"{path}: no such file")
+    docs, questions = squad_documents(path)
+    if args.limit:
+        questions = questions[:args.limit]
+    encoder = get_encoder()
+    t0 = time.perf_counter()
+    index_dir = squad_index(path, encoder)
+    index_seconds = time.perf_counter() - t0
+    reader = None
+    if args.reader:
+        from qa.read.base import make_reader
+        reader = make_reader(args.reader)
+    pipe = Pipeline.load(index_dir, retriever="hybrid", reader=reader)
+    abstain = any(q["no_answer"] for q in questions)
+    chunks_of: dict[str, list] = defaultdict(list)
+    for c in pipe.index.chunks:
+        chunks_of[c.doc_id].append(c)
+
+    def gold_paragraph(q, qvec):
+        chunks = chunks_of[q["doc_id"]]
+        vecs = [pipe.index.chunk_index.reconstruct(c.chunk_id) for c in chunks]
+        order = sorted(range(len(chunks)), key=lambda i: -float(vecs[i] @ qvec))
+        return [PassageHit(chunks[i], float(vecs[i] @ qvec), r) for r, i in enumerate(order)]
+
+    t0 = time.perf_counter()
+    name = f"{path.stem} {args.mode}"
+    summary = evaluate(pipe, questions, name, gold_paragraph if args.mode == "reader" else None,
+                       abstain=abstain, progress=True)
+    return {"set": str(path), "mode": args.mode, "index_seconds": index_seconds,
+            "eval_seconds": time.perf_counter() - t0, "summaries": {name: summary}}
+
+
+def main(args) -> int:
+    result = run_squad_eval(args) if args.squad else run_seed_eval(args)
+    summaries: dict[str, Summary] = result["summaries"]
+    overall = {name: s.metrics() for name, s in summaries.items()}
+    if args.json:
+        print(json.dumps({"set": result["set"], "overall": overall,
+                          "by_kind": {n: s.by_kind() for n, s in summaries.items()},
+                          **{k: v for k, v in result.items() if k.endswith("seconds") or k == "mode"}},
+                         ensure_ascii=False, indent=1))
+    else:
+        print(f"evaluation set: {result['set']}")
+        print(table(overall))
+        main_summary = next(iter(summaries.values()))
+        print(f"\nby kind ({main_summary.name}):")
+        print(table(main_summary.by_kind()))
+        for k in ("index_seconds", "eval_seconds"):
+            if k in result:
+                print(f"{k.replace('_', ' ')}: {result[k]:.1f}")
+    if args.report:
+        path = write_report(Path(args.report), result["set"], summaries)
+        print(f"report: {path}", file=sys.stderr)
+    return 0
