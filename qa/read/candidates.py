@@ -30,25 +30,28 @@ DATE = re.compile(
     r"\d{1,2}月\d{1,2}日|\d{1,2}月(?:份|底|初)|"
     r"\"?[十一二三四五]+五\"?(?:时期|期间|期末|以来|规划)?|今年|去年|明年|近年来|近几年|目前)")
 # Roles that precede a person's name (职务 + 姓名), and verbs of speech after a name.
-_ROLE = (r"(?:副?主任|副?书记|副?局长|副?区长|副?市长|副?县长|副?省长|董事长|总经理|副?总裁|负责人|记者|"
+_ROLE = (r"(?:副?主任|副?书记|副?局长|副?区长|副?市长|副?县长|副?省长|董事长|总经理|副?总裁|负责人|记者|秘书长|"
+         r"执行副?院长|副?会长|副?理事长|党委书记|博士|总工程师|首席[\u4e00-\u9fff]{2,3}|"
          r"院长|副?院长|教授|院士|专家|委员|副?部长|处长|科长|主席|总监|创始人|经理|厂长|所长|校长|干部)")
 _SPEECH = r"(?:介绍|表示|说|称|指出|认为|告诉|坦言|感叹|自豪|透露|强调)"
-PERSON = re.compile(rf"{_ROLE}\s?(?P<name>[\u4e00-\u9fff]{{2,3}}?)(?=[,。:、\s\])]|{_SPEECH}|$)"
+PERSON = re.compile(rf"{_ROLE}\s?(?P<name>[\u4e00-\u9fff]{{2,3}}?)(?=[,。:、\s\])】」]|{_SPEECH}|博士|教授|院士|等|$)"
                     rf"|(?P<name2>[\u4e00-\u9fff]{{2,3}})(?=(?:介绍|表示|告诉记者|指出|坦言|透露|强调)[,:。])")
 BYLINE = re.compile(r"^[\u4e00-\u9fff]{2,3}(?:[\s\u00a0\u3000]+[\u4e00-\u9fff]{2,3})+$")
 _ORG_SUFFIX = (r"(?:有限公司|股份有限公司|公司|集团|研究院|研究所|中心|基地|产业园|工业园|园区|平台|大学|学院|"
                r"实验室|协会|银行|医院|学校|小镇|新城|开发区|经开区|高新区|项目|工程|委员会|管委会|办公室|"
                r"政府|部门|产业链|产业|集群|名片|战略|计划|体系|模式|机制|行动|工作站|孵化器|联盟)")
 ORG = re.compile(rf"[\u4e00-\u9fffA-Za-z0-9\"“”·]{{2,18}}?{_ORG_SUFFIX}")
+ROLE = re.compile(rf"[\u4e00-\u9fff]{{0,10}}?{_ROLE}(?:、[\u4e00-\u9fff]{{0,10}}?{_ROLE})*")
 QUOTED = re.compile(r"\"[^\"\n]{1,30}\"")
 ENUM_ITEM = r"[^、,。;:!?\s\"]{1,16}"
 AMOUNT_LIST = re.compile(rf"(?:{AMOUNT.pattern}|{PERCENT.pattern})(?:\s*(?:、|和|及|与|,)\s*(?:{AMOUNT.pattern}|{PERCENT.pattern}))+")
-ENUMERATION = re.compile(rf"\"?{ENUM_ITEM}\"?(?:、\"?{ENUM_ITEM}\"?)+(?:(?:和|及|以及|与)\"?{ENUM_ITEM}\"?)?")
+ENUMERATION = re.compile(rf"\"?{ENUM_ITEM}\"?(?:、\"?{ENUM_ITEM}\"?)+(?:(?:和|及|以及|与)\"?{ENUM_ITEM}\"?)?"
+                         r"|[^、,。;:!?\s\"+]{1,12}(?:\+[^、,。;:!?\s\"+]{1,12})+")
 CLAUSE = re.compile(r"[^,;:。!?]{2,60}")
 _LEAD_TRIM = re.compile(r"^(?:并|且|还|也|都|就|是|为|有|在|和|及|与|其中|包括|主要|已|已经|分别|等|将)+")
 
 PATTERNS = {"amount": AMOUNT, "percent": PERCENT, "count": COUNT, "rank": RANK, "date": DATE,
-            "person": PERSON, "org": ORG, "quoted": QUOTED, "list": ENUMERATION,
+            "person": PERSON, "org": ORG, "quoted": QUOTED, "list": ENUMERATION, "role": ROLE,
             "amounts": AMOUNT_LIST}
 
 # Which extracted kinds can answer which question kinds.
@@ -58,11 +61,12 @@ ACCEPTS = {
     "percent": ("percent", "amounts"),
     "rank": ("rank",),
     "date": ("date",),
-    "person": ("person", "byline"),
-    "place": ("org", "quoted", "clause"),
-    "list": ("list", "quoted", "org", "clause"),
-    "entity": ("org", "quoted", "list", "clause", "person"),
-    "span": ("clause", "org", "quoted", "list", "amount", "count", "percent", "date"),
+    "person": ("person", "gap", "byline"),
+    "role": ("role", "gap"),
+    "place": ("gap", "org", "quoted", "clause"),
+    "list": ("list", "gap", "quoted", "org", "clause"),
+    "entity": ("gap", "org", "quoted", "list", "clause", "person"),
+    "span": ("gap", "clause", "org", "quoted", "list", "amount", "count", "percent", "date"),
 }
 
 
@@ -91,12 +95,13 @@ def split_enumeration(norm: str, s: int, e: int) -> list[tuple[int, int]]:
 
 def trim_enumeration(norm: str, s: int, e: int) -> tuple[int, int]:
     """Cut the verb before the first item and the "等三大产业链" after the last."""
-    first_end = norm.find("、", s, e)
+    sep = "、" if "、" in norm[s:e] else "+"
+    first_end = norm.find(sep, s, e)
     if first_end > 0:
         m = _LIST_HEAD.match(norm, s, first_end)
         if m and first_end - m.end() >= 2:
             s = m.end()
-    last_start = norm.rfind("、", s, e) + 1
+    last_start = norm.rfind(sep, s, e) + 1
     m = _LIST_TAIL.search(norm, last_start, e)
     if m and m.start() - last_start >= 2:
         e = m.start()
@@ -130,6 +135,8 @@ def extract_candidates(norm: str, start: int, end: int, kinds=None) -> list[tupl
                 if e - s >= 2:
                     out.append((s, e, "clause"))
             continue
+        if kind == "gap":
+            continue  # needs the question: see qa.read.typed_span.gap_candidates
         if kind == "byline":
             if BYLINE.match(norm[start:end].strip()):
                 out.append((start, end, "person"))
@@ -145,7 +152,7 @@ def extract_candidates(norm: str, start: int, end: int, kinds=None) -> list[tupl
                         ps += 1
                     while pe > ps and not norm[pe - 1].strip(" \""):
                         pe -= 1
-                    if "、" in norm[ps:pe]:
+                    if "、" in norm[ps:pe] or "+" in norm[ps:pe]:
                         out.append((ps, pe, kind))
                 continue
             if kind in ("count", "amount", "amounts") and any(

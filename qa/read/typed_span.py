@@ -27,6 +27,66 @@ from qa.read.question import QuestionInfo
 from qa.types import Candidate, PassageHit
 
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?=年)")
+_WH = re.compile(r"哪|什么|谁|何|多少|几")
+_DELIM = re.compile(r"[,;:。!?、\"()]")
+_GAP_LEAD = re.compile(r"^(?:与|和|跟|同|向|由|经|被|对|以|是|为|在|将|把|从|并|还|也|即|了|的)+")
+_GAP_TAIL = re.compile(r"(?:的|了|等|之)+$")
+_Q_TAIL = re.compile(r"^[的是了呢吗?!,。\s]*")
+
+
+def _anchors(text: str, reverse: bool) -> list[str]:
+    """Bigrams of ``text`` nearest the question word first (Han only)."""
+    grams = [text[i:i + 2] for i in range(len(text) - 1) if all("\u3400" <= c <= "\u9fff" for c in text[i:i + 2])]
+    grams = [g for g in grams if g not in ("是什", "什么", "哪些", "是谁")]
+    return (grams[::-1] if reverse else grams)[:4]
+
+
+def gap_candidates(question_norm: str, norm: str, start: int, end: int) -> list[tuple[int, int, float]]:
+    """Spans of the sentence ``norm[start:end]`` that fill the question's wh-slot.
+
+    The words just before the question word (left anchor) and just after it
+    (right anchor) are looked up in the sentence; what stands between them is
+    the answer in 「新和成和哪家外国公司合作」 ↔ 「与荷兰帝斯曼合作」.
+    Returns ``(start, end, alignment)`` with alignment 1.0 when both anchors
+    matched and 0.6 for one.
+    """
+    m = _WH.search(question_norm)
+    if not m:
+        return []
+    left = re.sub(r"(?:是|为|的|了|在)+$", "", question_norm[:m.start()])
+    right = _Q_TAIL.sub("", question_norm[m.end():])
+    sent = norm[start:end]
+    out = []
+    # the anchor nearest the question word that the sentence contains, all its occurrences
+    lefts = next(([(mm.end(), a) for mm in re.finditer(re.escape(a), sent)]
+                  for a in _anchors(left, True) if a in sent), [])
+    rights = next(([(mm.start(), a) for mm in re.finditer(re.escape(a), sent)]
+                   for a in _anchors(right, False) if a in sent), [])
+    pairs = [(l, r, 1.0) for l, _ in lefts for r, _ in rights if 0 < r - l <= 30]
+    if not pairs:
+        for l, _ in lefts:
+            d = _DELIM.search(sent, l)
+            pairs.append((l, min(d.start() if d else len(sent), l + 12), 0.6))
+        for r, _ in rights:
+            d = None
+            for d in _DELIM.finditer(sent, 0, r):
+                pass
+            pairs.append((max(d.end() if d else 0, r - 12), r, 0.6))
+    for l, r, align in pairs:
+        piece = sent[l:r]
+        lead = _GAP_LEAD.match(piece)
+        if lead:
+            l += lead.end()
+        tail = _GAP_TAIL.search(sent[l:r])
+        if tail:
+            r -= len(tail.group())
+        while l < r and sent[l] in " \"":
+            l += 1
+        while r > l and sent[r - 1] in " \"":
+            r -= 1
+        if 1 <= r - l <= 30 and not _DELIM.search(sent, l, r) or (r - l >= 2 and "、" in sent[l:r]):
+            out.append((start + l, start + r, align))
+    return out
 
 
 @dataclass
@@ -106,10 +166,14 @@ class TypedSpanReader:
                         year_adj = w.year_bonus
                     elif years_here:
                         year_adj = -w.year_penalty
-                for s, e, kind in extract_candidates(norm, sent.start, sent.end, accepted):
+                spans = [(s, e, k, 1.0) for s, e, k in extract_candidates(norm, sent.start, sent.end, accepted)]
+                if "gap" in accepted:
+                    spans += [(s, e, "gap", a) for s, e, a in
+                              gap_candidates(question.normalized, norm, sent.start, sent.end)]
+                for s, e, kind, align in spans:
                     if kind not in accepted:
                         continue
-                    type_score = 1.0 - 0.25 * accepted.index(kind)
+                    type_score = (1.0 - 0.2 * accepted.index(kind)) * align
                     span = norm[s:e]
                     if kind in ("clause", "list", "org", "quoted"):
                         echo = sum(1 for b in question.bigrams if b in span) / max(len(question.bigrams), 1)

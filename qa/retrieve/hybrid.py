@@ -1,9 +1,15 @@
-"""Hybrid retrieval: BM25 and dense candidates fused by reciprocal rank.
+"""Hybrid retrieval: BM25 and dense scores, min-max normalised over the union of
+each retriever's top candidates and mixed with equal weight.
 
-RRF (k=60) was measured against a weighted sum of min-max-normalised scores on
-the seed evaluation set; see README for the figures.
+Measured on the seed evaluation set (212 answerable questions; figures in
+in README "Retrieval"): min-max fusion α=0.5 gave recall@1 94.8 / MRR 0.961,
+reciprocal-rank fusion (k=60) 89.2 / 0.922, BM25 alone 93.9 / 0.953, dense
+alone 67.5 / 0.772. RRF throws away how far ahead the best BM25 hit is, which
+matters when the question repeats the source's words.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from qa.errors import UsageError
 from qa.retrieve.bm25 import BM25Retriever
@@ -13,30 +19,36 @@ from qa.types import PassageHit
 RETRIEVERS = ("hybrid", "bm25", "dense")
 
 
+def _minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = float(x.min()), float(x.max())
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+
 class HybridRetriever:
     name = "hybrid"
 
-    def __init__(self, bm25: BM25Retriever, dense: DenseRetriever, rrf_k: int = 60, depth: int = 30):
-        self.bm25, self.dense, self.rrf_k, self.depth = bm25, dense, rrf_k, depth
+    def __init__(self, bm25: BM25Retriever, dense: DenseRetriever, alpha: float = 0.5, depth: int = 50):
+        self.bm25, self.dense, self.alpha, self.depth = bm25, dense, alpha, depth
 
     def retrieve(self, question: str, top_k: int = 5, question_vector=None) -> list[PassageHit]:
-        sparse = self.bm25.retrieve(question, self.depth)
-        dense = self.dense.retrieve(question, self.depth, question_vector)
-        fused: dict[int, PassageHit] = {}
-        score: dict[int, float] = {}
-        for hits, attr in ((sparse, "sparse_score"), (dense, "dense_score")):
-            for h in hits:
-                cid = h.chunk.chunk_id
-                score[cid] = score.get(cid, 0.0) + 1.0 / (self.rrf_k + h.rank + 1)
-                hit = fused.setdefault(cid, PassageHit(h.chunk, 0.0, 0))
-                setattr(hit, attr, getattr(h, attr))
-        order = sorted(score, key=lambda c: -score[c])[:top_k]
-        out = []
-        for r, cid in enumerate(order):
-            h = fused[cid]
-            h.score, h.rank = score[cid], r
-            out.append(h)
-        return out
+        if question_vector is None:
+            question_vector = self.dense.encoder.encode_queries([question])[0]
+        sparse = self.bm25.scores(question)
+        d_scores, d_ids = self.dense.search(question_vector, self.depth)
+        if not len(sparse):
+            return []
+        k = min(self.depth, len(sparse))
+        s_ids = np.argpartition(-sparse, k - 1)[:k]
+        ids = np.union1d(s_ids, d_ids).astype(np.int64)
+        dense = np.full(len(ids), float(d_scores.min()) if len(d_scores) else 0.0, np.float32)
+        pos = {int(c): i for i, c in enumerate(ids)}
+        for s, c in zip(d_scores, d_ids):
+            dense[pos[int(c)]] = s
+        fused = self.alpha * _minmax(sparse[ids]) + (1 - self.alpha) * _minmax(dense)
+        order = np.argsort(-fused, kind="stable")[:top_k]
+        return [PassageHit(self.bm25.chunks[ids[i]], float(fused[i]), r,
+                           dense_score=float(dense[i]), sparse_score=float(sparse[ids[i]]))
+                for r, i in enumerate(order)]
 
 
 def make_retriever(kind: str, bm25: BM25Retriever, dense: DenseRetriever):

@@ -1,0 +1,401 @@
+"""Fine-tune the converted multilingual-e5-small as an extractive (span) reader.
+
+``qa train-reader [--data DIR] [--out DIR] [--epochs N] [--max-len L] ...``
+
+Recipe (CPU, 2 threads): question + context windows (``--max-len`` tokens,
+``--stride`` tokens of overlap), start/end heads on top of the encoder
+(``BertForQuestionAnswering``), "no answer" = the ``<s>`` (CLS) position, the
+250k-row word-embedding matrix frozen, attention dropout 0, bf16 autocast,
+AdamW with linear warm-up and linear decay.
+
+Training data: ``drcd_test.json``, ``cmrc2018_trial.json`` and
+``squad2_zh_dev.json`` (its unanswerable questions subsampled to
+``--max-impossible``) from ``--data`` (default: ``../shared/data`` next to the
+repository). ``drcd_dev.json`` is kept for validation (a fixed subset of
+``--val-size`` questions, gold paragraph, CMRC 2018 scoring). The seed
+documents and the seed eval set are never read.
+
+The run checkpoints atomically every ``--ckpt-every`` steps into ``--out`` and
+resumes from the last checkpoint when re-run with the same ``--out``; the
+finished model is written to ``OUT/final`` (a transformers directory).
+Progress (step time, loss, validation EM/F1 per epoch) goes to ``OUT/train.log``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+DEFAULT_OUT = REPO.parent / "train_reader"
+TRAIN_FILES = ("drcd_test.json", "cmrc2018_trial.json", "squad2_zh_dev.json")
+VAL_FILE = "drcd_dev.json"
+MAX_QUERY_TOKENS = 64
+MAX_ANSWER_TOKENS = 30
+
+
+# --------------------------------------------------------------------------- data
+def load_squad(path: Path, source: str = "") -> list[dict]:
+    """Flatten a SQuAD-format file into ``{id, question, context, answers, impossible}``."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    out = []
+    for art in data["data"]:
+        for para in art["paragraphs"]:
+            ctx = para["context"]
+            for qa in para["qas"]:
+                answers = []
+                for a in qa.get("answers", []):
+                    text, st = a["text"], int(a.get("answer_start", -1))
+                    if st < 0 or ctx[st:st + len(text)] != text:
+                        found = ctx.find(text) if text else -1
+                        st = found
+                    answers.append({"text": text, "answer_start": st})
+                out.append({
+                    "id": str(qa["id"]), "question": qa["question"], "context": ctx,
+                    "answers": answers, "impossible": bool(qa.get("is_impossible", False)) or not answers,
+                    "source": source or Path(path).stem,
+                })
+    return out
+
+
+def training_examples(data_dir: Path, max_impossible: int, seed: int,
+                      max_squad_answerable: int | None = None) -> list[dict]:
+    rng = random.Random(seed)
+    examples = []
+    for name in TRAIN_FILES:
+        exs = load_squad(data_dir / name)
+        if name.startswith("squad2"):
+            imp = [e for e in exs if e["impossible"]]
+            ans = [e for e in exs if not e["impossible"]]
+            rng.shuffle(imp)
+            rng.shuffle(ans)
+            imp = imp[:max_impossible]
+            if max_squad_answerable is not None:
+                ans = ans[:max_squad_answerable]
+            exs = ans + imp
+        # answerable examples need an answer located in the context
+        exs = [e for e in exs if e["impossible"] or any(a["answer_start"] >= 0 and a["text"] for a in e["answers"])]
+        examples.extend(exs)
+    return examples
+
+
+def validation_examples(data_dir: Path, n: int, seed: int = 0) -> list[dict]:
+    exs = load_squad(data_dir / VAL_FILE)
+    if n and n < len(exs):
+        exs = random.Random(seed).sample(exs, n)
+    return exs
+
+
+def encode(tok, questions: list[str], contexts: list[str], max_len: int, stride: int):
+    """Tokenise question/context pairs into overlapping windows (fast tokenizer)."""
+    qs = []
+    for q in questions:
+        ids = tok(q, add_special_tokens=False, return_offsets_mapping=True)
+        if len(ids["input_ids"]) > MAX_QUERY_TOKENS:
+            q = q[: ids["offset_mapping"][MAX_QUERY_TOKENS - 1][1]]
+        qs.append(q)
+    return tok(qs, contexts, truncation="only_second", max_length=max_len, stride=stride,
+               return_overflowing_tokens=True, return_offsets_mapping=True, padding="max_length")
+
+
+def featurize(tok, examples: list[dict], max_len: int, stride: int, neg_keep: float = 1.0, seed: int = 0):
+    """Windows with start/end labels (0 = no answer in this window)."""
+    import numpy as np
+    rng = random.Random(seed)
+    ids_all, mask_all, st_all, en_all = [], [], [], []
+    B = 256
+    for b0 in range(0, len(examples), B):
+        chunk = examples[b0:b0 + B]
+        enc = encode(tok, [e["question"] for e in chunk], [e["context"] for e in chunk], max_len, stride)
+        for i, ex_i in enumerate(enc["overflow_to_sample_mapping"]):
+            ex = chunk[ex_i]
+            seq = enc.sequence_ids(i)
+            offs = enc["offset_mapping"][i]
+            c0 = seq.index(1)
+            c1 = len(seq) - 1 - seq[::-1].index(1)
+            s = e = 0
+            if not ex["impossible"]:
+                a = next(a for a in ex["answers"] if a["answer_start"] >= 0 and a["text"])
+                a0, a1 = a["answer_start"], a["answer_start"] + len(a["text"])
+                if offs[c0][0] <= a0 and offs[c1][1] >= a1:
+                    s = c0
+                    while s <= c1 and offs[s][1] <= a0:
+                        s += 1
+                    e = c1
+                    while e >= c0 and offs[e][0] >= a1:
+                        e -= 1
+                    if not (c0 <= s <= e <= c1):
+                        s = e = 0
+                if s == 0 and rng.random() > neg_keep:
+                    continue          # drop some answer-less windows of answerable questions
+            ids_all.append(enc["input_ids"][i])
+            mask_all.append(enc["attention_mask"][i])
+            st_all.append(s)
+            en_all.append(e)
+    return (np.asarray(ids_all, dtype=np.int32), np.asarray(mask_all, dtype=np.int8),
+            np.asarray(st_all, dtype=np.int16), np.asarray(en_all, dtype=np.int16))
+
+
+# --------------------------------------------------------------------------- model
+def load_tokenizer(model_dir):
+    from transformers import PreTrainedTokenizerFast
+    return PreTrainedTokenizerFast.from_pretrained(str(model_dir))
+
+
+def load_qa_model(model_dir):
+    from transformers import AutoModelForQuestionAnswering
+    model = AutoModelForQuestionAnswering.from_pretrained(
+        str(model_dir), attention_probs_dropout_prob=0.0)
+    model.config.attention_probs_dropout_prob = 0.0
+    return model
+
+
+def best_spans(start_logits, end_logits, seq_ids_list, max_answer: int = MAX_ANSWER_TOKENS):
+    """Per window: (best_score, s, e, null_score) with s <= e inside the context."""
+    import torch
+    out = []
+    for i in range(start_logits.shape[0]):
+        sl, el = start_logits[i].float(), end_logits[i].float()
+        ctx = torch.tensor([x == 1 for x in seq_ids_list[i]], dtype=torch.bool)
+        neg = torch.tensor(-1e9)
+        sl_c = torch.where(ctx, sl, neg)
+        el_c = torch.where(ctx, el, neg)
+        mat = sl_c[:, None] + el_c[None, :]
+        n = mat.shape[0]
+        r = torch.arange(n)
+        valid = (r[None, :] >= r[:, None]) & (r[None, :] - r[:, None] < max_answer)
+        mat = torch.where(valid, mat, neg)
+        flat = int(torch.argmax(mat))
+        s, e = divmod(flat, n)
+        out.append((float(mat[s, e]), s, e, float(sl[0] + el[0])))
+    return out
+
+
+def evaluate(model, tok, examples: list[dict], max_len: int, stride: int, batch: int = 32) -> dict:
+    """Gold-paragraph EM/F1 (CMRC scoring) with abstention when null beats every span."""
+    import torch
+    from qa.evaluation.metrics import score
+    model.eval()
+    ems, f1s, ems_forced, f1s_forced = [], [], [], []
+    preds = {}
+    for b0 in range(0, len(examples), batch):
+        chunk = examples[b0:b0 + batch]
+        enc = encode(tok, [e["question"] for e in chunk], [e["context"] for e in chunk], max_len, stride)
+        ids = torch.tensor(enc["input_ids"])
+        mask = torch.tensor(enc["attention_mask"])
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(input_ids=ids, attention_mask=mask)
+        spans = best_spans(out.start_logits, out.end_logits, [enc.sequence_ids(i) for i in range(len(ids))])
+        best = {}
+        for i, ex_i in enumerate(enc["overflow_to_sample_mapping"]):
+            sc, s, e, null = spans[i]
+            offs = enc["offset_mapping"][i]
+            cur = best.get(ex_i)
+            cand = (sc, offs[s][0], offs[e][1], null)
+            if cur is None:
+                best[ex_i] = [cand, null]
+            else:
+                if sc > cur[0][0]:
+                    cur[0] = cand
+                cur[1] = min(cur[1], null)
+        for ex_i, (cand, null) in best.items():
+            ex = chunk[ex_i]
+            text = ex["context"][cand[1]:cand[2]]
+            golds = [] if ex["impossible"] else ex["answers"]
+            pred = text if cand[0] > null else ""
+            em_, f1_ = score(pred, golds)
+            emf, f1f = score(text, golds)
+            ems.append(em_); f1s.append(f1_); ems_forced.append(emf); f1s_forced.append(f1f)
+            preds[ex["id"]] = (text, cand[0] - null)
+    model.train()
+    n = max(len(ems), 1)
+    return {"em": 100 * sum(ems) / n, "f1": 100 * sum(f1s) / n,
+            "em_forced": 100 * sum(ems_forced) / n, "f1_forced": 100 * sum(f1s_forced) / n,
+            "n": len(ems), "preds": preds}
+
+
+# --------------------------------------------------------------------------- checkpoints
+def _atomic_save(obj, path: Path) -> None:
+    import torch
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _trainable_state(model) -> dict:
+    return {k: v for k, v in model.state_dict().items() if k != "bert.embeddings.word_embeddings.weight"}
+
+
+class Log:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __call__(self, msg: str) -> None:
+        line = time.strftime("%Y-%m-%d %H:%M:%S ") + msg
+        print(line, flush=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+# --------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qa train-reader", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with the SQuAD-format data sets")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="checkpoints, log and final model")
+    p.add_argument("--base", type=Path, default=None, help="converted e5 model dir (default: build it)")
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--max-len", type=int, default=256)
+    p.add_argument("--stride", type=int, default=128)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup", type=float, default=0.06, help="fraction of steps")
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--max-impossible", type=int, default=3000)
+    p.add_argument("--max-squad-answerable", type=int, default=None)
+    p.add_argument("--neg-keep", type=float, default=0.5,
+                   help="keep this fraction of answer-less windows of answerable questions")
+    p.add_argument("--val-size", type=int, default=300)
+    p.add_argument("--ckpt-every", type=int, default=100)
+    p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=13)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    log = Log(out / "train.log")
+    t_start = time.time()
+
+    if args.base is None:
+        from embeddings.e5_convert import build_model_dir
+        base = build_model_dir()
+    else:
+        base = args.base
+    tok = load_tokenizer(base)
+
+    # ---- features (cached)
+    key = hashlib.sha1(json.dumps([args.max_len, args.stride, args.max_impossible, args.max_squad_answerable,
+                                   args.neg_keep, args.seed, str(args.data.resolve())]).encode()).hexdigest()[:12]
+    feat_path = out / f"features-{key}.npz"
+    if feat_path.exists():
+        z = np.load(feat_path)
+        ids, mask, st, en = z["ids"], z["mask"], z["st"], z["en"]
+    else:
+        exs = training_examples(args.data, args.max_impossible, args.seed, args.max_squad_answerable)
+        log(f"training questions: {len(exs)} (impossible {sum(e['impossible'] for e in exs)})")
+        ids, mask, st, en = featurize(tok, exs, args.max_len, args.stride, args.neg_keep, args.seed)
+        tmp = out / f"features-{key}.tmp.npz"
+        np.savez(tmp, ids=ids, mask=mask, st=st, en=en)
+        os.replace(tmp, feat_path)
+    n_feat = len(ids)
+    steps_per_epoch = n_feat // args.batch
+    total = int(steps_per_epoch * args.epochs)
+    if args.max_steps:
+        total = min(total, args.max_steps)
+    log(f"windows: {n_feat} (no-answer {int((st == 0).sum())}), steps/epoch {steps_per_epoch}, total steps {total}, "
+        f"max_len {args.max_len}, batch {args.batch}, lr {args.lr}")
+    val = validation_examples(args.data, args.val_size)
+
+    # ---- model + optimiser
+    model = load_qa_model(base)
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in params if not (n.endswith("bias") or "LayerNorm" in n)]
+    no_decay = [p for n, p in params if n.endswith("bias") or "LayerNorm" in n]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    warm = max(1, int(total * args.warmup))
+
+    def lr_at(step):
+        if step < warm:
+            return args.lr * (step + 1) / warm
+        return args.lr * max(0.0, (total - step) / max(1, total - warm))
+
+    step = 0
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if state.get("key") == key and state.get("total") == total:
+            model.load_state_dict(state["model"], strict=False)
+            opt.load_state_dict(state["opt"])
+            step = state["step"]
+            log(f"resumed from step {step}")
+        else:
+            log("checkpoint does not match this configuration; starting over")
+
+    def save(step):
+        _atomic_save({"model": _trainable_state(model), "opt": opt.state_dict(), "step": step,
+                      "key": key, "total": total}, ckpt)
+
+    def order(epoch):
+        return np.random.default_rng(args.seed + epoch).permutation(n_feat)
+
+    model.train()
+    ids_t = torch.from_numpy(ids.astype(np.int64))
+    mask_t = torch.from_numpy(mask.astype(np.int64))
+    st_t = torch.from_numpy(st.astype(np.int64))
+    en_t = torch.from_numpy(en.astype(np.int64))
+    t_last, loss_acc, n_acc = time.time(), 0.0, 0
+    while step < total:
+        epoch, pos = divmod(step, steps_per_epoch)
+        idx = torch.from_numpy(order(epoch)[pos * args.batch:(pos + 1) * args.batch])
+        m = mask_t[idx]
+        L = int(m.sum(1).max())                       # trim padding columns
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            o = model(input_ids=ids_t[idx][:, :L], attention_mask=m[:, :L],
+                      start_positions=st_t[idx], end_positions=en_t[idx])
+        o.loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        loss_acc += float(o.loss)
+        n_acc += 1
+        if step % 10 == 0 or step == total:
+            now = time.time()
+            log(f"step {step}/{total} epoch {step / steps_per_epoch:.2f} loss {loss_acc / n_acc:.4f} "
+                f"lr {lr_at(step - 1):.2e} {(now - t_last) / n_acc:.2f} s/step")
+            t_last, loss_acc, n_acc = now, 0.0, 0
+        if step % args.ckpt_every == 0 or step == total:
+            save(step)
+        if step % steps_per_epoch == 0 or step == total:
+            t0 = time.time()
+            r = evaluate(model, tok, val, args.max_len, args.stride)
+            log(f"validation after step {step} (epoch {step / steps_per_epoch:.2f}) on {r['n']} DRCD dev questions: "
+                f"EM {r['em']:.1f} F1 {r['f1']:.1f} (never abstaining: EM {r['em_forced']:.1f} "
+                f"F1 {r['f1_forced']:.1f}) [{time.time() - t0:.0f} s]")
+            t_last = time.time()
+
+    final = out / "final"
+    tmp = out / "final.tmp"
+    if tmp.exists():
+        import shutil
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    if final.exists():
+        import shutil
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    log(f"saved {final}; wall time this run {time.time() - t_start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
