@@ -14,12 +14,12 @@ if [ "${1:-}" = "--test" ]; then
 fi
 pip install -q -e ".[${extras}]"
 if [ "${1:-}" = "--test" ]; then
-  if ! command -v chromium >/dev/null 2>&1; then
+  if ! command -v chromium >/dev/null 2>&1 || ! fc-list :lang=zh 2>/dev/null | grep -q .; then
     if [ "$(id -u)" = 0 ]; then
-      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
         || echo "setup: could not install chromium; the browser test will be skipped" >&2
     else
-      echo "setup: chromium not found (sudo apt-get install chromium); the browser test will be skipped" >&2
+      echo "setup: chromium or CJK fonts missing (sudo apt-get install chromium fonts-noto-cjk); the browser test will be skipped" >&2
     fi
   fi
 fi

@@ -11,9 +11,11 @@ from qa.pipeline import default_index_dir
 def run_index(args) -> int:
     index_dir = Path(args.index) if args.index else default_index_dir()
     # The seeds belong to the default collection; a separate --index holds only what it is given.
-    seeds = not args.no_seeds and not args.index
+    seeds = not args.no_seeds and (not args.index or index_dir.resolve() == default_index_dir().resolve())
     report, loaded = update_collection(index_dir, args.paths, rebuild=args.rebuild, seeds=seeds,
                                        encoder=args.encoder)
+    for path, note in getattr(loaded, "notes", []):
+        print(f"note {path}: {note}", file=sys.stderr)
     for path, reason in loaded.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(f"indexed {report.documents} documents into {report.index_dir}: "

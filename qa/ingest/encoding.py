@@ -2,29 +2,42 @@
 
 Order of tries (first that holds wins):
 
+0. known binary signatures (PNG, PDF, ZIP/Office, ELF …) → binary;
 1. a byte-order mark: UTF-8, UTF-16 LE/BE, UTF-32 LE/BE;
-2. NUL bytes: BOM-less UTF-16 when the zeros sit on one byte parity (ASCII in
-   UTF-16), else the file is binary;
-3. strict UTF-8 (ASCII included);
+2. NUL bytes: BOM-less UTF-16 (both byte orders tried, the parity holding the
+   zeros of ASCII characters first), else the file is binary;
+3. strict UTF-8 (ASCII included) — unless its only non-ASCII characters are the
+   odd 2-byte ones a short GBK/Big5 text turns into ("说" = CB B5 = "˵") and a
+   Chinese reading is clearly plausible;
 4. strict GB18030, Big5 (big5, cp950, big5hkscs) and, for even lengths, BOM-less
-   UTF-16; each decoding that succeeds is scored for *plausibility*: the mean
-   over its non-ASCII characters of +3 for one of the ~500 most frequent
-   characters, +1 for another common character (GB2312 level 1 ∪ Big5 level 1,
-   both taken from the codecs) or Chinese punctuation, 0.25 for a rare ideograph,
-   −2 for kana, hangul, bopomofo, box drawing, private-use and control
-   characters — what mis-decoded Chinese is made of. A near tie between a GB
-   and a Big5 reading is settled by charset-normalizer where the text is long
-   enough for it; otherwise GB18030 is preferred;
-5. UTF-8 with a few bad bytes (≤ 1 per 1000 characters, and plenty of valid
-   multi-byte sequences): decoded with U+FFFD in their place, and a note says so;
-6. a weaker Chinese reading (score ≥ 0.3);
+   UTF-16; each decoding that succeeds is scored for *plausibility* (on the
+   first MiB; only the winner decodes the whole file): the mean over its
+   non-ASCII characters of +3 for one of the ~500 most frequent characters, +1
+   for another common character (GB2312 level 1 ∪ Big5 level 1, both taken from
+   the codecs) or Chinese punctuation, 0.25 for a rare ideograph, −2 for kana,
+   hangul, bopomofo, box drawing, small-form, private-use and control
+   characters — what mis-decoded Chinese is made of — minus up to 2 for mixing
+   simplified-only with traditional-only characters (GB bytes of Big5 text do;
+   real text keeps to one script). A reading scoring ≥ 1 is taken; a near tie
+   between a GB and a Big5 reading is settled by charset-normalizer when there
+   are ≥ 200 bytes for it to judge; otherwise GB18030 wins ties;
+5. UTF-8 with a few bad bytes (≤ 1 per 1000 characters, and ≥ 20 valid
+   multi-byte characters per bad byte): decoded with U+FFFD in their place,
+   and ``Decoded.note`` says so;
+6. a weaker GB/Big5/UTF-16 reading (score ≥ 0.3);
 7. charset-normalizer's best guess for other legacy encodings (Shift-JIS,
-   EUC-KR, Latin code pages …), when its chaos is low and there is enough
-   non-ASCII to judge by;
-8. otherwise :class:`InputError`.
+   EUC-KR, Latin code pages …), when its chaos is ≤ 0.1 and there are ≥ 16
+   non-ASCII bytes to judge by;
+8. a clean GB18030/Big5 reading of rare characters only (score ≥ 0: 氩氪氙);
+9. otherwise :class:`InputError` "undecodable bytes …".
 
 Every result must also look like text: a few stray control characters are
-fine, more than 1 % is binary.
+fine, more than 1 % (or any NUL) is binary.
+
+Measured on 300 random snippets of the seed documents per length: GBK decodes
+back 100 % from 2 characters; Big5 98 % at 2–3 characters, ≥ 99 % from 4 and
+100 % from 10; BOM-less UTF-16 100 % from 4. EUC-KR and Shift-JIS text can be mistaken for GB18030
+(same byte structure) — out of scope for Chinese documents.
 """
 from __future__ import annotations
 
@@ -115,30 +128,29 @@ def decode_bytes(data: bytes) -> Decoded:
         if not _odd_utf8(utf8.text):
             return utf8
         # A short GBK/Big5 text can be valid UTF-8 by chance ("说" = CB B5 = "˵").
-        scored = _chinese_readings(data)
-        if scored and scored[0][0] >= ACCEPT_SCORE:
-            return Decoded(scored[0][2], scored[0][1])
-        return utf8
+        return _full(data, _chinese_readings(data), ACCEPT_SCORE) or utf8
 
     scored = _chinese_readings(data)
-    best = scored[0] if scored else None
-    if best and best[0] >= ACCEPT_SCORE:
-        return Decoded(best[2], best[1])
+    dec = _full(data, scored, ACCEPT_SCORE)
+    if dec:
+        return dec
 
     lenient = _lenient(data, "utf-8", require_multibyte=True)
     if lenient:
         return _check_text(lenient)
 
-    if best and best[0] >= WEAK_SCORE:
-        return Decoded(best[2], best[1])
+    dec = _full(data, scored, WEAK_SCORE)
+    if dec:
+        return dec
 
     guessed = _charset_normalizer_guess(data)
     if guessed:
         return guessed
 
     # Rare characters only (氩氪氙): a clean GB18030/Big5 reading with no junk in it.
-    if best and best[0] >= 0 and not best[1].startswith("utf-16"):
-        return Decoded(best[2], best[1])
+    dec = _full(data, scored, 0.0, exclude_utf16=True)
+    if dec:
+        return dec
 
     raise InputError(f"undecodable bytes (not UTF-8, GB18030, Big5 or UTF-16; "
                      f"first bad byte at offset {utf8_error.start})")
@@ -183,7 +195,7 @@ def _canonical(name: str) -> str | None:
 def _binary_magic(data: bytes) -> str | None:
     for magic, kind in _MAGIC:
         if data.startswith(magic):
-            if magic == b"MZ" and len(data) > 64 and b"\x00" not in data[:64]:
+            if magic == b"MZ" and b"\x00" not in data[:64]:
                 continue      # a text file that happens to start with "MZ"
             return kind
     return None
@@ -273,14 +285,37 @@ def _check_text(dec: Decoded) -> Decoded:
     return dec
 
 
+SAMPLE_BYTES = 1 << 20   # candidates are scored on the first MiB; only the winner decodes it all
+
+
+def _sample(data: bytes, enc: str) -> bytes:
+    if len(data) <= SAMPLE_BYTES:
+        return data
+    if enc.startswith("utf-16"):
+        return data[:SAMPLE_BYTES]
+    cut = data.rfind(b"\n", 0, SAMPLE_BYTES)      # never inside a GB/Big5 character
+    return data[:cut + 1] if cut > 0 else data
+
+
+def _decode_sample(sample: bytes, enc: str, whole: bool) -> str:
+    try:
+        return sample.decode(enc)
+    except UnicodeDecodeError as e:
+        if whole or e.start < len(sample) - 4:
+            raise
+        return sample[:e.start].decode(enc)        # a character cut in two by the sample's end
+
+
 def _chinese_readings(data: bytes) -> list[tuple[float, str, str]]:
-    """Strict GB/Big5/UTF-16 readings that look like text, best first: (score, encoding, text)."""
+    """Strict GB/Big5/UTF-16 readings that look like text, best first: (score, encoding,
+    text of the sample — the whole text when the file is at most ``SAMPLE_BYTES``)."""
     out: list[tuple[float, str, str]] = []
     seen: set[str] = set()
     encs = list(_CHINESE_CODECS) + (["utf-16-le", "utf-16-be"] if len(data) % 2 == 0 else [])
     for order, enc in enumerate(encs):
+        sample = _sample(data, enc)
         try:
-            text = data.decode(enc)
+            text = _decode_sample(sample, enc, whole=len(sample) == len(data))
         except UnicodeDecodeError:
             continue
         if text in seen or not _looks_like_text(text):
@@ -293,8 +328,25 @@ def _chinese_readings(data: bytes) -> list[tuple[float, str, str]]:
         out.append((score - order * 1e-6, enc, text))
     out.sort(key=lambda t: -t[0])
     if len(out) >= 2:
-        out = _break_gb_big5_tie(data, out)
+        out = _break_gb_big5_tie(_sample(data, "gb18030"), out)
     return out
+
+
+def _full(data: bytes, scored: list[tuple[float, str, str]], min_score: float,
+          exclude_utf16: bool = False) -> Decoded | None:
+    """The best reading at or above ``min_score`` that also decodes the whole file."""
+    for score, enc, text in scored:
+        if score < min_score or (exclude_utf16 and enc.startswith("utf-16")):
+            continue
+        if len(_sample(data, enc)) == len(data):   # the sample was the whole file
+            return Decoded(text, enc)
+        try:
+            full = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        if _looks_like_text(full):
+            return Decoded(full, enc)
+    return None
 
 
 def _break_gb_big5_tie(data: bytes, scored: list[tuple[float, str, str]]) -> list[tuple[float, str, str]]:

@@ -50,6 +50,7 @@ _SECTIONING = {"article", "main", "section"}
 _CJK = "\u2e80-\u2fff\u3000-\u303f\u3040-\u9fff\uf900-\ufaff\uff00-\uffef"
 _CJK_BREAK = re.compile(rf"(?<=[{_CJK}])[ \t\r\f]*\n\s*(?=[{_CJK}])")
 _SPACES = re.compile(r"[ \t\n\r\f\u200b]+")
+_CELL = "\x1f"        # marks a cell boundary until the row is closed
 _TOKENS = re.compile(r"[^a-z0-9]+")
 _META_CHARSET = re.compile(
     rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)|<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""",
@@ -93,8 +94,23 @@ def extract_html(data: bytes) -> tuple[str, str]:
     if not text.strip():
         text = _blocks(etree, body, main=False)      # everything was "navigation": keep it all
     if not text.strip():
+        text = _strip_tags(source)                   # what libxml2 gave up on (nesting > 2048 …)
+    if not text.strip():
         raise InputError("no text in HTML page")
     return title, text
+
+
+_INVISIBLE = re.compile(r"<(script|style|noscript|template|head)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _strip_tags(source: str) -> str:
+    """Last resort for pages the parser could not build a tree of: tags out, entities in."""
+    import html
+
+    text = html.unescape(_TAG.sub("\n", _INVISIBLE.sub("\n", source)))
+    lines = (_collapse(line) for line in text.split("\n"))
+    return "\n".join(line for line in lines if line.strip())
 
 
 def _clean(s: str | None) -> str:
@@ -147,32 +163,36 @@ class _Lines:
     def __init__(self):
         self.lines: list[str] = []
         self.buf: list[str] = []
-        self.cell_sep = False
+        self.verbatim = False        # the open line comes from <pre>: keep its whitespace
 
     def add(self, s: str | None, pre: bool = False):
         if not s:
             return
-        if pre:
-            parts = s.split("\n")
-            for i, part in enumerate(parts):
-                if i:
-                    self.end()
-                self.buf.append(part.replace("\x00", ""))
+        if not pre:
+            self.buf.append(s)
             return
-        self.buf.append(s)
+        for i, part in enumerate(s.split("\n")):
+            if i:
+                self.end()
+            self.verbatim = True
+            self.buf.append(part)
 
     def cell(self):
         if "".join(self.buf).strip():
-            self.buf.append("\t")
+            self.buf.append(_CELL)
 
-    def end(self):
+    def end(self, soft: bool = False):
         raw = "".join(self.buf)
+        if soft and _CELL in raw and not raw.rsplit(_CELL, 1)[1].strip():
+            return                   # a block opening a table cell: the row goes on
         self.buf = []
-        if "\t" in raw:      # table row: collapse each cell, keep the tabs
-            line = "\t".join(_collapse(c) for c in raw.split("\t")).strip(" ")
-            line = line.rstrip("\t")
+        if self.verbatim:
+            line = raw.rstrip("\r").replace(_CELL, "\t")
+        elif _CELL in raw:           # table row: collapse each cell, tabs between them
+            line = "\t".join(_collapse(c) for c in raw.split(_CELL)).rstrip("\t")
         else:
             line = _collapse(raw)
+        self.verbatim = False
         if line.strip():
             self.lines.append(line)
 
@@ -183,19 +203,24 @@ def _collapse(s: str) -> str:
 
 
 def _blocks(etree, top, main: bool) -> str:
+    """Text of ``top`` as lines; ``main`` drops navigation (see module doc), except an
+    element holding over half of the text, which cannot be mere navigation."""
     out = _Lines()
+    total = len(top.text_content()) if main else 0
     in_section = 0
     pre = 0
+    skipped = None
     walker = etree.iterwalk(top, events=("start", "end"))
     for event, el in walker:
         tag = el.tag if isinstance(el.tag, str) else ""
         tag = tag.lower()
         if event == "start":
             skip = (not tag or tag in _DROP or _is_hidden(el)
-                    or (main and el is not top and _is_nav(el, in_section)))
+                    or (main and el is not top and _is_nav(el, in_section)
+                        and len(el.text_content()) <= total / 2))
             if skip:
                 walker.skip_subtree()
-                el.set("data-qa-skipped", "1")
+                skipped = el          # its "end" comes next; the proxy stays the same object
                 continue
             if tag in _SECTIONING:
                 in_section += 1
@@ -204,10 +229,12 @@ def _blocks(etree, top, main: bool) -> str:
             if tag in ("td", "th"):
                 out.cell()
             elif tag in _BLOCK or tag == "br":
-                out.end()
+                out.end(soft=tag != "tr")
             out.add(el.text, pre=bool(pre))
         else:
-            if el.attrib.pop("data-qa-skipped", None) is None:
+            if el is skipped:
+                skipped = None
+            else:
                 if tag in _SECTIONING:
                     in_section -= 1
                 if tag in ("pre", "listing", "plaintext", "xmp", "textarea"):

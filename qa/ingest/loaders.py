@@ -1,111 +1,303 @@
 """Read user files and folders into documents.
 
 ``read_document(path)`` → :class:`Document` or raises :class:`InputError` with a
-one-line reason. ``load_paths(paths)`` walks files and folders, skipping what
-cannot be read and reporting each skip; nothing it reads is altered.
+one-line reason (``"<path>: <reason>"``). ``load_paths(paths)`` walks files and
+folders, skipping what cannot be read and reporting each skip as
+``(path, reason)``; it never raises.
+
+Formats (``SUPPORTED_SUFFIXES``):
+
+* ``.txt``, ``.md`` — text kept exactly as decoded (see :mod:`qa.ingest.encoding`
+  for the encodings detected: UTF-8 with/without BOM, GB18030/GBK, Big5, UTF-16);
+* ``.html``, ``.htm`` — main text of the page (:mod:`qa.ingest.html_text`);
+* ``.pdf`` — text layer (:mod:`qa.ingest.pdf_text`);
+* ``.docx`` — paragraphs and table cells in order (:mod:`qa.ingest.docx_text`).
+
+For the last three the text is built here, one block per line, and that text is
+what offsets refer to. Files over ``MAX_FILE_BYTES`` (200 MB) are refused.
+Inside folders, hidden files and folders (and Office lock files ``~$…``) are
+passed over silently, and so are files of other types; named explicitly, a file
+of another type is reported as skipped.
 """
 from __future__ import annotations
 
+import errno
 import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.errors import InputError
+from qa.ingest.encoding import decode_bytes, decode_text
 from qa.normalize import detect_script
 from qa.types import Document
 
-SUPPORTED_SUFFIXES = (".txt", ".md")
+__all__ = ["SUPPORTED_SUFFIXES", "MAX_FILE_BYTES", "LoadReport", "read_document", "load_paths",
+           "decode_text", "title_from_text"]
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
 MAX_FILE_BYTES = 200 * 1024 * 1024
-
-
-def decode_text(data: bytes, name: str = "") -> str:
-    """Bytes of a text file → str. UTF-8 with or without BOM, UTF-16 with BOM."""
-    if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise InputError(f"{name}: binary file, not text")
-    for bom, enc in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
-        if data.startswith(bom):
-            return data.decode(enc)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+TITLE_CHARS = 80
+_MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 
 
 def title_from_text(text: str, fallback: str) -> str:
-    for line in text.splitlines():
-        line = line.strip().lstrip("#").strip()
-        if line:
-            return line[:80]
+    """First non-empty line (Markdown ``#`` marks and front-matter fences dropped), ≤ 80 chars."""
+    lines = text.splitlines()
+    if lines and lines[0].strip() == "---":          # Markdown front matter: its title, if any
+        for i, line in enumerate(lines[1:50], 1):
+            if line.strip() == "---":
+                lines = lines[i + 1:]
+                break
+            key, _, value = line.partition(":")
+            if key.strip().lower() == "title" and value.strip().strip("'\""):
+                return value.strip().strip("'\"")[:TITLE_CHARS]
+    for line in lines:
+        line = _MD_IMAGE.sub("", line).strip().lstrip("#").strip()
+        if any(ch.isalnum() for ch in line):      # not a rule, an image or punctuation
+            return line[:TITLE_CHARS]
     return fallback
 
 
-def read_document(path: Path, doc_id: str | None = None) -> Document:
-    """One file → :class:`Document`; :class:`InputError` if it cannot be read as text."""
-    path = Path(path)
+class _Skip(InputError):
+    """An :class:`InputError` that also carries the bare reason, for :class:`LoadReport`."""
+
+    def __init__(self, path: Path | str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.reason = reason
+
+
+def _stat(path: Path) -> os.stat_result:
+    """``stat`` of a regular file within the size limit; a reason for everything else."""
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InputError(f"{path}: {size // 2**20} MB is over the {MAX_FILE_BYTES // 2**20} MB limit")
-        data = path.read_bytes()
-    except InputError:
-        raise
+        st = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise _Skip(path, "broken symlink (its target does not exist)") from None
+        raise _Skip(path, "no such file") from None
+    except PermissionError:
+        raise _Skip(path, "permission denied") from None
     except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
-    text = decode_text(data, str(path))
-    if not text.strip():
-        raise InputError(f"{path}: empty file")
-    return Document(doc_id=doc_id or str(path.resolve()), title=title_from_text(text, path.stem),
-                    text=text, source=str(path), script=detect_script(text[:4000]),
-                    mtime=path.stat().st_mtime)
+        if e.errno == errno.ELOOP:
+            raise _Skip(path, "symlink loop") from None
+        raise _Skip(path, f"cannot read ({e.strerror or e.__class__.__name__})") from None
+    except (RuntimeError, ValueError):           # symlink loop on older Pythons; NUL in the name
+        raise _Skip(path, "symlink loop" if path.is_symlink() else "invalid path") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise _Skip(path, "is a folder, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise _Skip(path, "not a regular file (device, pipe or socket)")
+    if st.st_size > MAX_FILE_BYTES:
+        raise _Skip(path, f"too large ({st.st_size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB)")
+    return st
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except PermissionError:
+        raise _Skip(path, "permission denied") from None
+    except IsADirectoryError:
+        raise _Skip(path, "is a folder, not a file") from None
+    except MemoryError:
+        raise _Skip(path, "not enough memory to read it") from None
+    except OSError as e:
+        raise _Skip(path, f"cannot read ({e.strerror or e.__class__.__name__})") from None
+    if len(data) > MAX_FILE_BYTES:              # grew since stat
+        raise _Skip(path, f"too large (over the {MAX_FILE_BYTES // 2**20} MB limit)")
+    return data
+
+
+def _extract(path: Path, data: bytes) -> tuple[str, str, str]:
+    """(title or "", text, note) for the file's type; :class:`InputError` (bare reason) if none."""
+    suffix = path.suffix.lower()
+    if len(data) < 2**20 and not data.strip():    # (a large file is not empty; no copy of it)
+        raise InputError("empty file")
+    if suffix in (".html", ".htm"):
+        from qa.ingest.html_text import extract_html
+        title, text = extract_html(data)
+        return title, text, ""
+    if suffix == ".pdf":
+        from qa.ingest.pdf_text import extract_pdf
+        title, text = extract_pdf(data)
+        return title, text, ""
+    if suffix == ".docx":
+        from qa.ingest.docx_text import extract_docx
+        title, text = extract_docx(data)
+        return title, text, ""
+    decoded = decode_bytes(data)
+    if not decoded.text.strip():
+        raise InputError("empty file")
+    return "", decoded.text, decoded.note
+
+
+def _read(path: Path, doc_id: str | None = None) -> tuple[Document, str]:
+    """One file → (document, note); :class:`_Skip` on any failure."""
+    path = Path(path)
+    st = _stat(path)
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise _Skip(path, f"unsupported file type {path.suffix or '(no suffix)'}")
+    data = _read_bytes(path)
+    try:
+        title, text, note = _extract(path, data)
+    except _Skip:
+        raise
+    except InputError as e:
+        raise _Skip(path, str(e)) from None
+    except MemoryError:
+        raise _Skip(path, "not enough memory to read it") from None
+    except RecursionError:
+        raise _Skip(path, "nested too deeply to read") from None
+    except Exception as e:   # noqa: BLE001 — a bad file must never escape as anything but InputError
+        raise _Skip(path, f"cannot read ({_describe(e)})") from None
+    title = title or title_from_text(text, path.stem)
+    try:
+        resolved = str(path.resolve())
+    except (OSError, RuntimeError):
+        resolved = str(path.absolute())
+    doc = Document(doc_id=doc_id or resolved, title=title, text=text, source=str(path),
+                   script=detect_script(text[:4000]), mtime=st.st_mtime)
+    return doc, note
+
+
+def _describe(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()[0][:100] if str(e).strip() else ""
+    return f"{e.__class__.__name__}: {msg}" if msg else e.__class__.__name__
+
+
+def read_document(path: Path, doc_id: str | None = None) -> Document:
+    """One file → :class:`Document`; :class:`InputError` ``"<path>: <reason>"`` if it cannot be read."""
+    return _read(Path(path), doc_id)[0]
 
 
 @dataclass
 class LoadReport:
-    """What ``load_paths`` read and what it skipped (with the reason)."""
+    """What ``load_paths`` read, what it skipped (with the reason), and notes on
+    files read with a caveat (e.g. a few undecodable bytes replaced)."""
 
     documents: list[Document] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _walk(path: Path, report: LoadReport, seen: set):
-    try:
-        real = path.resolve(strict=True)
-    except (OSError, RuntimeError) as e:
-        report.skipped.append((str(path), f"cannot resolve path ({e.__class__.__name__})"))
-        return
-    if real in seen:
-        return
-    seen.add(real)
-    if path.is_dir():
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name.startswith("~$")
+
+
+def _walk_folder(root: Path, report: LoadReport, seen: set) -> int:
+    """Read the supported files under ``root``; returns how many it tried."""
+    tried = 0
+    stack = [root]
+    while stack:
+        folder = stack.pop()
         try:
-            entries = sorted(path.iterdir())
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except PermissionError:
+            report.skipped.append((str(folder), "cannot open folder (permission denied)"))
+            continue
         except OSError as e:
-            report.skipped.append((str(path), f"cannot list folder ({e.strerror})"))
-            return
-        for child in entries:
-            if child.name.startswith("."):
+            report.skipped.append((str(folder), f"cannot open folder ({e.strerror or e.__class__.__name__})"))
+            continue
+        subfolders = []
+        for entry in entries:
+            if _hidden(entry.name):
                 continue
-            if child.is_dir() or child.suffix.lower() in SUPPORTED_SUFFIXES:
-                _walk(child, report, seen)
-        return
-    yield_path = path
-    if yield_path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        report.skipped.append((str(path), f"unsupported file type {path.suffix or '(none)'}"))
-        return
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir()          # follows symlinks; False for broken ones and loops
+            except OSError:
+                is_dir = False
+            if is_dir:
+                real = _real(path)
+                if real is not None and real not in seen:
+                    seen.add(real)
+                    subfolders.append(path)
+                continue
+            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            tried += 1
+            _read_into(path, report, seen)
+        stack.extend(reversed(subfolders))
+    return tried
+
+
+def _real(path: Path):
     try:
-        report.documents.append(read_document(path))
+        return path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+
+
+def _read_into(path: Path, report: LoadReport, seen: set) -> None:
+    real = _real(path)
+    if real is not None:
+        if real in seen:
+            return                               # the same file reached twice
+        seen.add(real)
+    try:
+        doc, note = _read(path)
+    except _Skip as e:
+        report.skipped.append((str(path), e.reason))
+        return
     except InputError as e:
-        report.skipped.append((str(path), str(e).split(": ", 1)[-1]))
+        report.skipped.append((str(path), str(e)))
+        return
+    report.documents.append(doc)
+    if note:
+        report.notes.append((str(path), note))
 
 
 def load_paths(paths: list[str | os.PathLike]) -> LoadReport:
-    """Files and folders (recursively) → documents, with a reason for every skip."""
+    """Files and folders (recursively) → documents, with a reason for every skip. Never raises."""
     report = LoadReport()
     seen: set = set()
+    if isinstance(paths, (str, bytes, os.PathLike)):     # one path passed on its own
+        paths = [paths]
     for p in paths:
-        p = Path(p)
-        if not p.exists() and not p.is_symlink():
-            report.skipped.append((str(p), "no such file or folder"))
+        if isinstance(p, bytes):
+            p = os.fsdecode(p)
+        if not str(p).strip():
+            report.skipped.append((str(p), "empty path"))
             continue
-        _walk(p, report, seen)
+        try:
+            _load_one(Path(p), report, seen)
+        except Exception as e:   # noqa: BLE001 — the last guard: report, never raise
+            report.skipped.append((str(p), f"cannot read ({_describe(e)})"))
     return report
+
+
+def _load_one(path: Path, report: LoadReport, seen: set) -> None:
+    if "\x00" in str(path):
+        report.skipped.append((str(path), "invalid path (contains a NUL character)"))
+        return
+    if path.is_symlink() and not path.exists():
+        try:
+            path.resolve(strict=True)
+        except FileNotFoundError:
+            report.skipped.append((str(path), "broken symlink (its target does not exist)"))
+            return
+        except (OSError, RuntimeError):
+            report.skipped.append((str(path), "symlink loop"))
+            return
+    try:
+        exists = path.exists()
+    except PermissionError:
+        report.skipped.append((str(path), "permission denied"))
+        return
+    if not exists:
+        report.skipped.append((str(path), "no such file or folder"))
+        return
+    if path.is_dir():
+        real = _real(path)
+        if real is not None:
+            if real in seen:
+                return
+            seen.add(real)
+        tried = _walk_folder(path, report, seen)
+        if tried == 0:
+            report.skipped.append((str(path), f"no documents in folder (looked for {' '.join(SUPPORTED_SUFFIXES)})"))
+        return
+    _read_into(path, report, seen)

@@ -72,18 +72,19 @@ def term_bigrams(terms: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+_MONEY_ATTR = re.compile(r"产值|收入|总量|投资|规模|资金|利润|税收|gdp|生产总值|增加值|营收|金额|外资|销售额|预算|经费|成本")
 _WH = re.compile(r"多少|几|什么时候|什么时间|何时|哪|谁|什么|怎样|如何|是否|有没有")
 _FOCUS_TRIM = re.compile(r"(?:是|为|有|达到|达|约|共|一共|总共|大约|的|了|在|要|将|预计|能|可以|会|都)+$")
 
 
 def focus_bigrams(normalized: str) -> list[str]:
-    """Bigrams of the (up to four) characters just before the question word:
+    """The bigram just before the question word (its head noun):
     in 「新材料产业产值是多少」 the asked-for attribute is 「产值」."""
     m = _WH.search(normalized)
     if not m:
         return []
     head = _FOCUS_TRIM.sub("", normalized[:m.start()])
-    run = re.search(r"[\u3400-\u9fff]{2,4}$|[0-9a-z]+$", head)
+    run = re.search(r"[\u3400-\u9fff]{2}$|[0-9a-z]+$", head)
     if not run:
         # the wh-word opens the question (「谁是…」): take what follows it
         tail = re.match(r"(?:是|为|有)?([\u3400-\u9fff]{2,4})", normalized[m.end():])
@@ -101,6 +102,8 @@ def analyze_question(question: str) -> QuestionInfo:
     m = re.search(r"(?:多少|几)([\u4e00-\u9fff])", norm)
     if m and kind in ("count", "amount"):
         unit = m.group(1)
+    if kind == "amount" and not unit and _MONEY_ATTR.search(norm):
+        unit = "元"   # 产值、收入、投资 are sums of money: prefer 亿元 over 家
     return QuestionInfo(text=question, normalized=norm, kind=kind, script=detect_script(question),
                         terms=terms, bigrams=term_bigrams(terms), years=_YEAR.findall(norm), unit=unit,
                         plural=bool(re.search(r"分别|各(是|为|有)|各自", norm)), focus=focus_bigrams(norm))

@@ -110,7 +110,7 @@ def _sem01(cos: float) -> float:
 
 class TypedSpanReader:
     name = "typed"
-    threshold = 0.42
+    threshold = 0.52   # calibrated on the seed set: no-answer F1 0.52, EM flat within 0.51–0.57 (README)
 
     def __init__(self, weights: Weights = Weights(), max_passages: int = 5):
         self.w = weights
@@ -190,7 +190,9 @@ class TypedSpanReader:
                     unit_adj = 0.0
                     if kind in ("count", "amount"):
                         if question.unit:
-                            unit_adj = w.unit_bonus if question.unit in span[-3:] else -w.unit_bonus
+                            money = question.unit == "元"
+                            unit_ok = bool(re.search(r"[元亿万]", span[-4:])) if money else question.unit in span[-3:]
+                            unit_adj = w.unit_bonus if unit_ok else -w.unit_bonus
                         if kind == "count" and not any(ch.isdigit() for ch in span) and \
                                 not (question.unit and question.unit in span):
                             continue   # 一年, 五年, 八条: numbers in words count only when asked for

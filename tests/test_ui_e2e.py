@@ -1,0 +1,371 @@
+"""The chat page in a real browser: ``qa serve`` in a subprocess, driven by
+headless Chromium through Playwright. Screenshots go to ``reports/ui/``.
+
+Skips (with the reason) where Gradio, Playwright or a Chromium binary is
+missing; ``bash setup.sh --test`` installs them. The server is always stopped.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "reports" / "ui"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+NOT_FOUND = "文档中没有找到这个问题的答案。"
+SOURCE_TITLE = "上虞:全面建设高水平“创新强区、品质名城”"
+START_TIMEOUT = 180
+ANSWER_TIMEOUT = 60_000  # ms
+
+
+def _chromium() -> str | None:
+    for cand in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                 shutil.which("chromium-browser"), shutil.which("google-chrome")):
+        if cand and os.path.exists(cand):
+            return cand
+    return None
+
+
+def _requirements() -> str | None:
+    """Why the browser test cannot run here, or None."""
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        return "gradio is not installed (pip install gradio, or bash setup.sh)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install playwright, or bash setup.sh --test)"
+    if _chromium() is None:
+        return "no chromium binary (apt-get install chromium, or bash setup.sh --test)"
+    return None
+
+
+_why = _requirements()
+pytestmark = pytest.mark.skipif(_why is not None, reason=f"browser test skipped: {_why}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``python -m qa serve`` on a free port of 127.0.0.1; ``stop()`` always ends it."""
+
+    def __init__(self, tmp: Path, index: Path | None = None):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = tmp / f"serve-{self.port}.log"
+        env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
+                   QA_HOME=str(tmp / "qa_home"))
+        env.pop("QA_INDEX", None)
+        cmd = [sys.executable, "-m", "qa", "serve", "--port", str(self.port)]
+        if index is not None:
+            cmd += ["--index", str(index)]
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text("utf-8", "replace")[-3000:]
+
+    def wait_ready(self, timeout: float = START_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"qa serve exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.5)
+        pytest.fail(f"qa serve did not answer on {self.url} within {timeout} s:\n{self.log()}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("serve"))
+    try:
+        yield srv.wait_ready()
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def evil_server(tmp_path_factory):
+    """A server on an index of one hostile document."""
+    tmp = tmp_path_factory.mktemp("evil")
+    (tmp / "docs").mkdir()
+    (tmp / "docs" / "evil.txt").write_text(
+        EVIL + "\n测试园区年度报告 {{value}} ${value}\n\n"
+        "2020年,测试园区实现工业总产值321亿元,增长9.9%。<b>不该加粗</b> & 其他。\n", encoding="utf-8")
+    env = dict(os.environ, QA_HOME=str(tmp / "qa_home"))
+    r = subprocess.run([sys.executable, "-m", "qa", "index", str(tmp / "docs"), "--index", str(tmp / "index"),
+                        "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    srv = Server(tmp, index=tmp / "index")
+    try:
+        yield srv.wait_ready()
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    ctx = browser.new_context(viewport={"width": 1200, "height": 900}, locale="zh-CN")
+    pg = ctx.new_page()
+    open_page(pg, server.url)
+    try:
+        yield pg
+    finally:
+        ctx.close()
+
+
+def open_page(pg, url):
+    pg.goto(url)
+    pg.wait_for_selector("#qa-question textarea", timeout=60_000)
+    pg.wait_for_selector("#qa-chat .qa-chat", timeout=60_000)
+
+
+def turns(pg):
+    return pg.locator("#qa-chat .qa-turn:not(.qa-turn--pending)")
+
+
+def ask(pg, question: str, how: str = "click"):
+    """Ask through the page; returns the locator of the new answered turn."""
+    n = turns(pg).count()
+    box = pg.locator("#qa-question textarea")
+    box.fill(question)
+    if how == "enter":
+        box.press("Enter")
+    else:
+        pg.click("#qa-ask")
+    pg.wait_for_function(
+        "n => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-turn--pending)').length > n",
+        arg=n, timeout=ANSWER_TIMEOUT)
+    return turns(pg).nth(n)
+
+
+def shot(pg, name: str, full: bool = True):
+    pg.wait_for_timeout(400)   # let smooth scrolling settle
+    # a full-page capture would paint the bottom-stuck question box mid-page: unstick it for the picture
+    style = pg.add_style_tag(content="#qa-dock { position: static !important; }") if full else None
+    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)
+    if style:
+        style.evaluate("e => e.remove()")
+
+
+def test_answer_with_its_source_and_the_document_scrolled_to_it(page):
+    turn = ask(page, "新材料产业产值是多少", how="enter")
+    assert turn.locator(".qa-bubble").inner_text() == "新材料产业产值是多少"
+    everything = turn.text_content()          # alternatives included, folded or not
+    assert "604.5亿元" in everything
+    assert SOURCE_TITLE in everything
+    answer = turn.locator(".qa-answer")
+    assert answer.get_attribute("data-no-answer") == "false"
+    assert answer.locator(".qa-answer-text").is_visible()
+    assert "置信度" in answer.locator(".qa-score").first.inner_text()
+    assert SOURCE_TITLE in answer.locator(".qa-sources .qa-doc-title").first.inner_text()
+    # the cited sentence shows the span highlighted
+    cite = answer.locator(".qa-sources .qa-cite").first
+    quote = cite.locator(".qa-cite-sentence mark.qa-hl").inner_text()
+    assert quote == answer.locator(".qa-answer-text").inner_text()   # simplified document, simplified question
+    # the whole document opens scrolled to the highlighted span
+    body = cite.locator(".qa-doc-body")
+    assert not body.is_visible()
+    cite.locator("details.qa-doc > summary").click()
+    body.wait_for(state="visible")
+    page.wait_for_timeout(300)
+    mark = body.locator("mark.qa-hl")
+    assert mark.inner_text() == quote
+    inside = page.evaluate(
+        """([b, m]) => { const B = b.getBoundingClientRect(), M = m.getBoundingClientRect();
+                          return M.top >= B.top && M.bottom <= B.bottom; }""",
+        [body.element_handle(), mark.element_handle()])
+    assert inside, "the highlighted span is not scrolled into view in the document panel"
+    assert len(body.inner_text()) > 1000      # the whole document, not just the sentence
+    # alternatives are folded, apart from the answer
+    alts = answer.locator("details.qa-alts")
+    if alts.count():
+        assert alts.get_attribute("open") is None
+        assert not alts.locator(".qa-alt-list").is_visible()
+        alts.locator("> summary").click()
+        assert alts.locator(".qa-alt-list").is_visible()
+    shot(page, "answer_with_document")
+    cite.locator(".qa-doc-body").scroll_into_view_if_needed()
+    shot(page, "answer_viewport", full=False)
+
+
+def test_traditional_question_gets_a_traditional_answer(page):
+    from qa.normalize import in_script
+    turn = ask(page, "經開區2019年經濟總量是多少")
+    answer = turn.locator(".qa-answer")
+    assert answer.get_attribute("data-no-answer") == "false"
+    text = answer.locator(".qa-answer-text").inner_text()
+    assert text == in_script(text, "traditional")
+    assert "1350億" in turn.text_content()
+    assert answer.locator(".qa-sources-title").inner_text() == "來源"
+    shot(page, "traditional")
+
+
+def test_unanswerable_question_says_not_found_calmly(page):
+    turn = ask(page, "火星上有多少个湖泊?")
+    answer = turn.locator(".qa-answer")
+    assert answer.get_attribute("data-no-answer") == "true"
+    assert answer.locator(".qa-none-text").inner_text() == NOT_FOUND
+    assert page.locator("#qa-notice .qa-notice").count() == 0     # not an error
+    # the example the abstain threshold is still being calibrated on: whatever
+    # it says, it is shown as an answer or as "not found", never as an error
+    n = turns(page).count()
+    page.locator(".qa-example", has_text="上虞区2020年的常住人口是多少?").click()
+    page.wait_for_function(
+        "n => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-turn--pending)').length > n",
+        arg=n, timeout=ANSWER_TIMEOUT)
+    last = turns(page).nth(n)
+    assert last.locator(".qa-bubble").inner_text() == "上虞区2020年的常住人口是多少?"
+    assert last.locator(".qa-answer-text, .qa-none-text").count() == 1
+    shot(page, "not_found")
+
+
+def test_empty_and_too_long_questions_get_a_clear_message(page):
+    ask_button = page.locator("#qa-ask")
+    ask_button.click()
+    notice = page.locator("#qa-notice .qa-notice")
+    notice.wait_for(timeout=ANSWER_TIMEOUT)
+    assert "问题为空" in notice.inner_text()
+    assert turns(page).count() == 0
+    shot(page, "empty_question", full=False)
+    long_q = "新材料产业产值是多少" * 120
+    page.locator("#qa-question textarea").fill(long_q)
+    ask_button.click()
+    page.wait_for_function("() => (document.querySelector('#qa-notice .qa-notice') || {}).textContent"
+                           " && document.querySelector('#qa-notice .qa-notice').textContent.includes('问题太长')",
+                           timeout=ANSWER_TIMEOUT)
+    assert turns(page).count() == 0
+    assert page.locator("#qa-question textarea").input_value() == long_q     # kept, to shorten
+    # and the page still works afterwards; the notice goes away
+    turn = ask(page, "新材料产业产值是多少")
+    assert "604.5亿元" in turn.text_content()
+    assert page.locator("#qa-notice .qa-notice").count() == 0
+
+
+def test_examples_and_clear(page):
+    assert page.locator(".qa-example").count() >= 3
+    page.locator(".qa-example", has_text="新材料产业产值是多少").click()
+    page.wait_for_function("() => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-turn--pending)').length == 1",
+                           timeout=ANSWER_TIMEOUT)
+    assert "604.5亿元" in turns(page).first.text_content()
+    page.locator(".qa-example", has_text="經開區2019年經濟總量是多少").click()
+    page.wait_for_function("() => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-turn--pending)').length == 2",
+                           timeout=ANSWER_TIMEOUT)
+    shot(page, "conversation")
+    page.click("#qa-clear")
+    page.wait_for_selector("#qa-chat .qa-empty", timeout=ANSWER_TIMEOUT)
+    assert turns(page).count() == 0
+
+
+def test_each_session_keeps_its_own_conversation(browser, server):
+    contexts = [browser.new_context(viewport={"width": 1000, "height": 800}) for _ in range(3)]
+    try:
+        pages = [c.new_page() for c in contexts]
+        for pg in pages:
+            open_page(pg, server.url)
+        questions = ["新材料产业产值是多少", "經開區2019年經濟總量是多少", "火星上有多少个湖泊?"]
+        for pg, q in zip(pages, questions):       # all three in flight at once
+            pg.locator("#qa-question textarea").fill(q)
+        for pg in pages:
+            pg.click("#qa-ask")
+        for pg, q in zip(pages, questions):
+            pg.wait_for_function("() => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-turn--pending)')"
+                                 ".length == 1", timeout=ANSWER_TIMEOUT)
+            bubbles = pg.locator("#qa-chat .qa-bubble").all_inner_texts()
+            assert bubbles == [q]
+        assert "604.5亿元" in pages[0].locator(".qa-turn").text_content()
+        assert "1350億" in pages[1].locator(".qa-turn").text_content()
+        assert pages[2].locator(".qa-answer").get_attribute("data-no-answer") == "true"
+    finally:
+        for c in contexts:
+            c.close()
+
+
+def test_document_html_shows_as_text_and_never_runs(browser, evil_server):
+    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    try:
+        pg = ctx.new_page()
+        dialogs: list[str] = []
+        pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        open_page(pg, evil_server.url)
+        turn = ask(pg, "测试园区2020年工业总产值是多少")
+        assert "321亿元" in turn.text_content()
+        turn.locator(".qa-sources details.qa-doc > summary").first.click()
+        pg.wait_for_timeout(500)
+        assert EVIL in turn.locator(".qa-doc-title").first.inner_text()
+        body = turn.locator(".qa-doc-body").first.inner_text()
+        assert EVIL in body and "<b>不该加粗</b>" in body and "{{value}} ${value}" in body
+        assert pg.locator("#qa-chat img").count() == 0
+        assert pg.locator("#qa-chat script").count() == 0
+        assert pg.locator("#qa-chat b", has_text="不该加粗").count() == 0
+        assert dialogs == []
+        shot(pg, "escaped_document")
+    finally:
+        ctx.close()
+
+
+def test_the_page_fetches_nothing_from_outside(browser, server):
+    ctx = browser.new_context()
+    try:
+        pg = ctx.new_page()
+        urls: list[str] = []
+        pg.on("request", lambda r: urls.append(r.url))
+        open_page(pg, server.url)
+        pg.locator(".qa-example").first.click()
+        pg.wait_for_selector("#qa-chat .qa-turn:not(.qa-turn--pending)", timeout=ANSWER_TIMEOUT)
+        outside = [u for u in urls if not u.startswith((server.url, "data:", "blob:"))]
+        assert urls and outside == []
+    finally:
+        ctx.close()
+
+
+def test_server_binds_to_localhost_only(server):
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{server.port}"], capture_output=True, text=True) \
+        if shutil.which("ss") else None
+    if out is None or not out.stdout.strip():
+        pytest.skip("ss not available to list listening sockets")
+    addrs = {line.split()[3].rsplit(":", 1)[0] for line in out.stdout.strip().splitlines()}
+    assert addrs <= {"127.0.0.1", "[::ffff:127.0.0.1]"}, addrs
