@@ -265,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt-every", type=int, default=100)
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--minutes", type=float, default=0,
+                   help="time budget: the learning rate decays linearly over this much wall time from the "
+                        "first start (kept across resumes) and training stops when it is spent (0: by steps)")
+    p.add_argument("--freeze-layers", type=int, default=0, help="also freeze the bottom N encoder layers")
     p.add_argument("--seed", type=int, default=13)
     return p
 
@@ -288,9 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     tok = load_tokenizer(base)
 
     # ---- features (cached)
-    key = hashlib.sha1(json.dumps([args.max_len, args.stride, args.max_impossible, args.max_squad_answerable,
+    fkey = hashlib.sha1(json.dumps([args.max_len, args.stride, args.max_impossible, args.max_squad_answerable,
                                    args.neg_keep, args.seed, str(args.data.resolve())]).encode()).hexdigest()[:12]
-    feat_path = out / f"features-{key}.npz"
+    key = hashlib.sha1(json.dumps([fkey, args.epochs, args.batch, args.lr, args.minutes,
+                                   args.freeze_layers]).encode()).hexdigest()[:12]
+    feat_path = out / f"features-{fkey}.npz"
     if feat_path.exists():
         z = np.load(feat_path)
         ids, mask, st, en = z["ids"], z["mask"], z["st"], z["en"]
@@ -298,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         exs = training_examples(args.data, args.max_impossible, args.seed, args.max_squad_answerable)
         log(f"training questions: {len(exs)} (impossible {sum(e['impossible'] for e in exs)})")
         ids, mask, st, en = featurize(tok, exs, args.max_len, args.stride, args.neg_keep, args.seed)
-        tmp = out / f"features-{key}.tmp.npz"
+        tmp = out / f"features-{fkey}.tmp.npz"
         np.savez(tmp, ids=ids, mask=mask, st=st, en=en)
         os.replace(tmp, feat_path)
     n_feat = len(ids)
@@ -313,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     # ---- model + optimiser
     model = load_qa_model(base)
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    if args.freeze_layers:
+        for p in model.bert.embeddings.parameters():
+            p.requires_grad_(False)
+        for layer in model.bert.encoder.layer[: args.freeze_layers]:
+            for p in layer.parameters():
+                p.requires_grad_(False)
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     decay = [p for n, p in params if not (n.endswith("bias") or "LayerNorm" in n)]
     no_decay = [p for n, p in params if n.endswith("bias") or "LayerNorm" in n]
@@ -320,26 +332,36 @@ def main(argv: list[str] | None = None) -> int:
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
     warm = max(1, int(total * args.warmup))
 
+    t_first, t_end = time.time(), time.time() + 60 * args.minutes
+
+    def progress(step):
+        if args.minutes:
+            return max(step / total, (time.time() - t_first) / max(1.0, t_end - t_first))
+        return step / total
+
     def lr_at(step):
         if step < warm:
             return args.lr * (step + 1) / warm
-        return args.lr * max(0.0, (total - step) / max(1, total - warm))
+        wf = warm / total
+        return args.lr * max(0.0, (1 - progress(step)) / max(1e-6, 1 - wf))
 
     step = 0
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if state.get("key") == key and state.get("total") == total:
+        if state.get("key") == key:
             model.load_state_dict(state["model"], strict=False)
             opt.load_state_dict(state["opt"])
             step = state["step"]
+            t_first, t_end = state.get("t_first", t_first), state.get("t_end", t_end)
             log(f"resumed from step {step}")
         else:
             log("checkpoint does not match this configuration; starting over")
 
     def save(step):
         _atomic_save({"model": _trainable_state(model), "opt": opt.state_dict(), "step": step,
-                      "key": key, "total": total}, ckpt)
+                      "key": key, "total": total,
+                      "t_first": t_first, "t_end": t_end}, ckpt)
 
     def order(epoch):
         return np.random.default_rng(args.seed + epoch).permutation(n_feat)
@@ -350,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     st_t = torch.from_numpy(st.astype(np.int64))
     en_t = torch.from_numpy(en.astype(np.int64))
     t_last, loss_acc, n_acc = time.time(), 0.0, 0
-    while step < total:
+    while step < total and not (args.minutes and progress(step) >= 1.0):
         epoch, pos = divmod(step, steps_per_epoch)
         idx = torch.from_numpy(order(epoch)[pos * args.batch:(pos + 1) * args.batch])
         m = mask_t[idx]
@@ -367,14 +389,15 @@ def main(argv: list[str] | None = None) -> int:
         step += 1
         loss_acc += float(o.loss)
         n_acc += 1
-        if step % 10 == 0 or step == total:
+        done = step == total or (args.minutes and progress(step) >= 1.0)
+        if step % 10 == 0 or done:
             now = time.time()
             log(f"step {step}/{total} epoch {step / steps_per_epoch:.2f} loss {loss_acc / n_acc:.4f} "
                 f"lr {lr_at(step - 1):.2e} {(now - t_last) / n_acc:.2f} s/step")
             t_last, loss_acc, n_acc = now, 0.0, 0
-        if step % args.ckpt_every == 0 or step == total:
+        if step % args.ckpt_every == 0 or done:
             save(step)
-        if step % steps_per_epoch == 0 or step == total:
+        if step % steps_per_epoch == 0 or done:
             t0 = time.time()
             r = evaluate(model, tok, val, args.max_len, args.stride)
             log(f"validation after step {step} (epoch {step / steps_per_epoch:.2f}) on {r['n']} DRCD dev questions: "

