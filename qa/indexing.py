@@ -52,15 +52,34 @@ def passage_text(doc: Document, text: str) -> str:
     return f"{doc.title}\n{text}" if doc.title and doc.title not in text else text
 
 
+def _to_encode(cache: EmbeddingCache, texts: list[str], doc_ids: list[str]) -> tuple[int, int]:
+    """(distinct texts the cache lacks, documents they come from): what encoding will cost."""
+    missing: set[str] = set()
+    docs: set[str] = set()
+    for text, doc_id in zip(texts, doc_ids):
+        k = cache.key(text, "passage")
+        if k not in cache._vectors:   # noqa: SLF001 — the cache has no public membership test
+            missing.add(k)
+            docs.add(doc_id)
+    return len(missing), len(docs)
+
+
 def build_index_data(documents: list[Document], encoder: Encoder, spec: ChunkSpec = ChunkSpec(),
                      cache: EmbeddingCache | None = None, progress=None, extra_manifest: dict | None = None
                      ) -> tuple[IndexData, set[str]]:
-    """Segment and embed ``documents``; returns the index data and the cache keys it used."""
+    """Segment and embed ``documents``; returns the index data and the cache keys it used.
+
+    ``progress(n)`` is called after each batch of ``n`` texts encoded; if it also has
+    ``start(total, documents)``, that is called first with the number of texts to
+    encode (those not cached) and of documents they come from (see :mod:`qa.progress`)."""
     cache = cache or EmbeddingCache(encoder.encoder_id, encoder.dim)
     docs = {d.doc_id: d for d in documents}
     chunks, sentences = segment(documents, spec)
     chunk_texts = [passage_text(docs[c.doc_id], c.text) for c in chunks]
     sent_texts = [docs[s.doc_id].text[s.start:s.end] for s in sentences]
+    if progress is not None and hasattr(progress, "start"):   # a bar: tell it the total first
+        progress.start(*_to_encode(cache, chunk_texts + sent_texts,
+                                   [c.doc_id for c in chunks] + [s.doc_id for s in sentences]))
     chunk_vecs, keys_c = cache.encode(chunk_texts, "passage", encoder.encode_passages, progress)
     sent_vecs, keys_s = cache.encode(sent_texts, "passage", encoder.encode_passages, progress)
     if not len(chunk_vecs):
@@ -69,6 +88,7 @@ def build_index_data(documents: list[Document], encoder: Encoder, spec: ChunkSpe
     manifest = {
         "format_version": FORMAT_VERSION,
         "encoder_id": encoder.encoder_id,
+        "encoder_family": getattr(encoder, "family", encoder.encoder_id),
         "encoder_dim": encoder.dim,
         "chunking": spec.to_dict(),
         "fingerprint": corpus_fingerprint(documents),
@@ -111,12 +131,15 @@ def index_documents(documents: list[Document], index_dir: Path, encoder: Encoder
     return report
 
 
-def check_fresh(index_dir: Path, encoder_id: str, spec: ChunkSpec) -> IndexData:
-    """Load an index and make sure it was built with ``encoder_id`` and ``spec``."""
+def check_fresh(index_dir: Path, encoder, spec: ChunkSpec) -> IndexData:
+    """Load an index and make sure its vectors are in ``encoder``'s space
+    (same encoder, or another backend of the same family) and it used ``spec``."""
     data = load_index(index_dir)
     m = data.manifest
     fix = f"rebuild it with: qa index --rebuild --index {index_dir}"
-    if m.get("encoder_id") != encoder_id:
+    encoder_id = encoder if isinstance(encoder, str) else encoder.encoder_id
+    family = getattr(encoder, "family", encoder_id)
+    if m.get("encoder_id") != encoder_id and m.get("encoder_family", m.get("encoder_id")) != family:
         raise IndexError_(f"index at {index_dir} was built with encoder {m.get('encoder_id')!r}, "
                           f"not {encoder_id!r}; {fix}")
     if m.get("chunking") != spec.to_dict():

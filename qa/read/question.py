@@ -74,7 +74,7 @@ def term_bigrams(terms: list[str]) -> list[str]:
 
 _MONEY_ATTR = re.compile(r"产值|收入|总量|投资|规模|资金|利润|税收|gdp|生产总值|增加值|营收|金额|外资|销售额|预算|经费|成本")
 _WH = re.compile(r"多少|几|什么时候|什么时间|何时|哪|谁|什么|怎样|如何|是否|有没有")
-_FOCUS_TRIM = re.compile(r"(?:是|为|有|达到|达|约|共|一共|总共|大约|的|了|在|要|将|预计|能|可以|会|都)+$")
+_FOCUS_TRIM = re.compile(r"(?:是|为|有|达到|达|约|共|一共|总共|大约|的|了|在|要|将|预计|能|可以|会|都|分别|各自|各)+$")
 
 
 def focus_bigrams(normalized: str) -> list[str]:

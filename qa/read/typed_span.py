@@ -139,6 +139,8 @@ class TypedSpanReader:
             accepted = ("amounts",) + tuple(k for k in accepted if k != "amounts")
         idf = {b: (idf(b) if idf else 1.0) for b in question.bigrams}
         total_idf = sum(idf.values()) or 1.0
+        count = re.search(r"[一二两三四五六七八九十几\d]+[大个项种类条点]", question.normalized)
+        count_phrase = count.group() if count else ""
         seen_sentences: set[int] = set()
         out: list[Candidate] = []
         n_hits = max(len(hits[:self.max_passages]), 1)
@@ -189,7 +191,7 @@ class TypedSpanReader:
                     focus = max((math.exp(-max(0, ps - e, s - pe) / 6.0) for ps, pe, _ in positions
                                  if norm[ps:pe] in question.focus), default=0.0)
                     unit_adj = 0.0
-                    if kind in ("count", "amount"):
+                    if kind in ("count", "amount", "amounts"):
                         if question.unit:
                             money = question.unit == "元"
                             unit_ok = bool(re.search(r"[元亿万]", span[-4:])) if money else question.unit in span[-3:]
@@ -198,7 +200,14 @@ class TypedSpanReader:
                                 not (question.unit and question.unit in span):
                             continue   # 一年, 五年, 八条: numbers in words count only when asked for
 
-                    score = (w.semantic * sem + w.coverage * min(coverage, 1.0) + w.proximity * prox + w.focus * focus
+                    list_adj = 0.0
+                    if kind == "list" and count_phrase:
+                        # 「形成A、B、C三大产业链」 or 「三大产业链:A、B、C」: the items sit next to the count
+                        after = norm[e:e + len(count_phrase) + 3]
+                        before = norm[max(sent.start, s - len(count_phrase) - 4):s]
+                        if count_phrase in after or re.search(re.escape(count_phrase) + r".{0,2}[:是为即包括]+$", before):
+                            list_adj = w.unit_bonus
+                    score = (w.semantic * sem + list_adj + w.coverage * min(coverage, 1.0) + w.proximity * prox + w.focus * focus
                              + w.type_match * type_score + w.retrieval * retrieval
                              + unit_adj + year_adj - w.echo_penalty * echo)
                     doc_text = index.documents[sent.doc_id].text
