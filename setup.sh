@@ -12,6 +12,17 @@ extras="ui"
 if [ "${1:-}" = "--test" ]; then
   extras="ui,test"
 fi
+# The neural reader and the fast encoder run on the CPU build of PyTorch. Install it
+# first and pinned, so nothing later pulls a CUDA build. Elsewhere, point pip at the
+# CPU wheels (PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu) or set
+# QA_NO_TORCH=1 to run on the typed-span reader alone.
+if [ -z "${QA_NO_TORCH:-}" ]; then
+  if pip install -q "torch==${QA_TORCH_VERSION:-2.13.0}"; then
+    extras="${extras},transformers"
+  else
+    echo "setup: no CPU build of torch could be installed; using the typed-span reader" >&2
+  fi
+fi
 pip install -q -e ".[${extras}]"
 if [ "${1:-}" = "--test" ]; then
   if ! command -v chromium >/dev/null 2>&1 || ! fc-list :lang=zh 2>/dev/null | grep -q .; then

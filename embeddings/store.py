@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,12 +83,16 @@ class IndexData:
 
 
 class EmbeddingCache:
-    """Vectors keyed by (encoder id, mode, text hash); unchanged text is never encoded twice."""
+    """Vectors keyed by (encoder family, mode, text hash); unchanged text is never encoded twice.
+    ``encoder_id`` here is the family: backends of one vector space share the cache."""
 
     def __init__(self, encoder_id: str, dim: int):
         self.encoder_id, self.dim = encoder_id, dim
         self._vectors: dict[str, np.ndarray] = {}
         self.hits = self.misses = 0
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._vectors
 
     def key(self, text: str, mode: str) -> str:
         return hashlib.sha1(f"{self.encoder_id}\0{mode}\0".encode() + text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -130,11 +135,20 @@ class EmbeddingCache:
         return np.stack([self._vectors[k] for k in keys]).astype(np.float32), set(keys)
 
 
+_HELD = threading.local()   # lock files this thread holds (write_lock is re-entrant)
+
+
 @contextlib.contextmanager
 def write_lock(index_dir: Path, timeout: float = 600.0):
-    """An exclusive lock beside ``index_dir`` so two writers never interleave."""
+    """An exclusive lock beside ``index_dir`` so two writers never interleave.
+    Re-entrant within a thread; once held, an index left aside by a killed writer is put back."""
+    index_dir = Path(index_dir)
     index_dir.parent.mkdir(parents=True, exist_ok=True)
     lock_path = index_dir.parent / f".{index_dir.name}.lock"
+    held = _HELD.__dict__.setdefault("paths", set())
+    if os.path.realpath(lock_path) in held:
+        yield
+        return
     with open(lock_path, "a") as fh:
         deadline = time.monotonic() + timeout
         while True:
@@ -145,9 +159,12 @@ def write_lock(index_dir: Path, timeout: float = 600.0):
                 if time.monotonic() > deadline:
                     raise IndexError_(f"another 'qa index' is writing {index_dir}; try again later") from None
                 time.sleep(0.2)
+        held.add(os.path.realpath(lock_path))
         try:
+            _restore_orphan(index_dir)
             yield
         finally:
+            held.discard(os.path.realpath(lock_path))
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
@@ -183,6 +200,10 @@ def save_index(index_dir: Path, data: IndexData, cache: EmbeddingCache | None = 
         os.replace(tmp, index_dir)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+        # what writers killed earlier left beside it (we hold the lock: no live writer owns these)
+        for stale in [*index_dir.parent.glob(f".{index_dir.name}.new-*"),
+                      *index_dir.parent.glob(f".{index_dir.name}.old-*")]:
+            shutil.rmtree(stale, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -196,42 +217,82 @@ def _file_sha1(path: Path) -> str:
     return h.hexdigest()
 
 
-def recover_orphan(index_dir: Path) -> None:
-    """If a writer was killed between its two renames, put the old index back."""
-    if index_dir.exists():
-        return
-    olds = sorted(index_dir.parent.glob(f".{index_dir.name}.old-*")) if index_dir.parent.exists() else []
-    if olds:
+def _orphans(index_dir: Path) -> list[Path]:
+    """Indexes moved aside by writers (``.NAME.old-PID-TIMENS``), newest last."""
+    olds = index_dir.parent.glob(f".{index_dir.name}.old-*") if index_dir.parent.exists() else []
+    stamp = lambda p: int(p.name.rsplit("-", 1)[-1]) if p.name.rsplit("-", 1)[-1].isdigit() else 0  # noqa: E731
+    return sorted(olds, key=stamp)
+
+
+def _restore_orphan(index_dir: Path) -> None:
+    if not index_dir.exists() and (olds := _orphans(index_dir)):
         os.replace(olds[-1], index_dir)
+
+
+def recover_orphan(index_dir: Path) -> None:
+    """If a writer was killed between its two renames, put the old index back.
+    Done under the lock, so a live writer between its renames is never disturbed."""
+    index_dir = Path(index_dir)
+    if index_dir.exists() or not _orphans(index_dir):
+        return
+    try:
+        with write_lock(index_dir, timeout=60.0):   # restores it once the lock is held
+            pass
+    except (OSError, IndexError_):
+        pass
 
 
 def read_manifest(index_dir: Path) -> dict:
     fix = f"rebuild it with: qa index --rebuild --index {index_dir}"
+    recover_orphan(Path(index_dir))
     try:
         manifest = json.loads((Path(index_dir) / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise IndexError_(f"no index at {index_dir}; build one with: qa index --index {index_dir}") from None
-    except (OSError, ValueError) as e:
-        raise IndexError_(f"index manifest at {index_dir} is damaged ({e.__class__.__name__}); {fix}") from None
+        raise IndexError_(f"no index at {index_dir}; build one with: qa index --index {index_dir} PATH…") from None
+    except (OSError, ValueError) as e:   # the list of sources went with it: they must be named again
+        raise IndexError_(f"index manifest at {index_dir} is damaged ({e.__class__.__name__}); "
+                          f"{fix} PATH… (the files and folders it held)") from None
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         raise IndexError_(f"index at {index_dir} has format {manifest.get('format_version') if isinstance(manifest, dict) else '?'}, "
                           f"this version reads {FORMAT_VERSION}; {fix}")
     return manifest
 
 
+def _dir_id(path: Path):
+    try:
+        st = os.stat(path)
+        return st.st_dev, st.st_ino
+    except OSError:
+        return None
+
+
 def load_index(index_dir: Path, verify: bool = True) -> IndexData:
     """Read an index directory, checking every file against the manifest.
 
     Raises :class:`IndexError_` (with the command that fixes it) for a missing,
-    truncated, corrupted or foreign index.
+    truncated, corrupted or foreign index. A writer swapping in a new version
+    while this reads (mixed files) is not damage: then it reads again.
     """
-    index_dir = Path(index_dir)
+    for _ in range(3):
+        before = _dir_id(Path(index_dir))
+        try:
+            return _load_index(Path(index_dir), verify)
+        except IndexError_:
+            if _dir_id(Path(index_dir)) == before:
+                raise
+    return _load_index(Path(index_dir), verify)
+
+
+def _load_index(index_dir: Path, verify: bool) -> IndexData:
     recover_orphan(index_dir)
     manifest = read_manifest(index_dir)
     fix = f"rebuild it with: qa index --rebuild --index {index_dir}"
     try:
         if verify:
-            for name, digest in manifest.get("checksums", {}).items():
+            checksums = manifest.get("checksums")
+            if not isinstance(checksums, dict) or set(checksums) != set(FILES) - {MANIFEST}:
+                raise IndexError_(f"index manifest at {index_dir} has no checksums for its files; {fix}")
+            for name, digest in checksums.items():
                 if _file_sha1(index_dir / name) != digest:
                     raise IndexError_(f"index file {name} in {index_dir} is damaged (checksum mismatch); {fix}")
         docs = [Document.from_dict(d) for d in json.loads((index_dir / "documents.json").read_text(encoding="utf-8"))]

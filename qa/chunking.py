@@ -52,7 +52,7 @@ def _strip(text: str, start: int, end: int) -> tuple[int, int]:
 
 def _content_pieces(text: str, start: int, end: int):
     """Split a line's ``[start, end)`` at image links and table pipes."""
-    cut = [(m.start() + start, m.end() + start) for m in _IMAGE_LINK.finditer(text, start, end)]
+    cut = [(m.start(), m.end()) for m in _IMAGE_LINK.finditer(text, start, end)]   # already absolute
     cut += [(m.start(), m.end()) for m in _TABLE_PIPE.finditer(text, start, end) if "|" in m.group()]
     cut.sort()
     pos = start

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from embeddings.encoders import get_encoder
-from embeddings.store import read_manifest
+from embeddings.store import read_manifest, write_lock
 from qa.chunking import ChunkSpec
 from qa.errors import IndexError_, InputError
 from qa.indexing import IndexReport, index_documents
@@ -23,27 +23,47 @@ def previous_sources(index_dir: Path) -> list[str]:
         return []
 
 
+def _gone(source: str) -> bool:
+    try:
+        return not Path(source).exists()
+    except OSError:            # unreadable is not gone: load_paths says why it is skipped
+        return False
+
+
 def update_collection(index_dir: Path, paths: list[str], rebuild: bool = False, seeds: bool = True,
                       encoder: str | None = None, spec: ChunkSpec = ChunkSpec(), progress=None
                       ) -> tuple[IndexReport, LoadReport]:
-    """Index ``paths`` (plus the collection's earlier sources unless ``rebuild``)
-    into ``index_dir``. Raises :class:`InputError` if no document could be read."""
+    """Index ``paths`` (plus the collection's earlier sources unless ``rebuild`` with
+    paths) into ``index_dir``. Raises :class:`InputError` if no document could be read.
+    The whole read-modify-write holds the index's lock: concurrent updates add up."""
+    with write_lock(Path(index_dir)):
+        return _update_collection(index_dir, paths, rebuild, seeds, encoder, spec, progress)
+
+
+def _update_collection(index_dir, paths, rebuild, seeds, encoder, spec, progress):
     index_dir = Path(index_dir)
-    sources = [] if rebuild else previous_sources(index_dir)
+    # --rebuild with no paths re-encodes the same collection (what the damaged-index messages ask for)
+    sources = [] if rebuild and paths else previous_sources(index_dir)
     sources = [s for s in sources if s != SEEDS_SOURCE]
+    # an earlier source deleted since: its documents go (reported as removed), it is no skip
+    gone = [s for s in sources if _gone(s)]
+    sources = [s for s in sources if s not in gone]
     for p in paths:
         resolved = str(Path(p).resolve()) if Path(p).exists() else str(p)
         if resolved not in sources:
             sources.append(resolved)
     loaded = load_paths(sources)
+    loaded.notes.extend((s, "no longer exists") for s in gone if s not in sources)
     documents = list(loaded.documents)
     if seeds:
         documents = load_seeds() + documents
     if not documents:
-        reasons = "; ".join(f"{p}: {r}" for p, r in loaded.skipped[:3]) or "no paths given"
+        reasons = "; ".join(f"{p}: {r}" for p, r in (loaded.skipped or loaded.notes)[:3]) or "no paths given"
         raise InputError(f"nothing to index ({reasons})")
     enc = get_encoder(encoder)
     kept_sources = ([SEEDS_SOURCE] if seeds else []) + [s for s in sources if Path(s).exists()]
+    from qa.pipeline import PREBUILT_SEEDS_INDEX
     report = index_documents(documents, index_dir, enc, spec, rebuild=rebuild, progress=progress,
+                             seed_caches=[PREBUILT_SEEDS_INDEX / "cache"] if seeds else None,
                              extra_manifest={"sources": kept_sources})
     return report, loaded

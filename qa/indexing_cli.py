@@ -6,14 +6,20 @@ from pathlib import Path
 
 from qa.collection import update_collection
 from qa.pipeline import default_index_dir
+from qa.progress import TerminalProgress
 
 
 def run_index(args) -> int:
     index_dir = Path(args.index) if args.index else default_index_dir()
     # The seeds belong to the default collection; a separate --index holds only what it is given.
     seeds = not args.no_seeds and (not args.index or index_dir.resolve() == default_index_dir().resolve())
-    report, loaded = update_collection(index_dir, args.paths, rebuild=args.rebuild, seeds=seeds,
-                                       encoder=args.encoder)
+    # a progress bar on stderr, only when it is a terminal and not --quiet
+    bar = TerminalProgress(sys.stderr, enabled=False if getattr(args, "quiet", False) else None)
+    try:
+        report, loaded = update_collection(index_dir, args.paths, rebuild=args.rebuild, seeds=seeds,
+                                           encoder=args.encoder, progress=bar)
+    finally:
+        bar.close()
     for path, note in getattr(loaded, "notes", []):
         print(f"note {path}: {note}", file=sys.stderr)
     for path, reason in loaded.skipped:

@@ -25,7 +25,10 @@ _WIDTH_TABLE = str.maketrans({chr(k): chr(v) for k, v in _WIDTH.items()})
 
 def fold_width(text: str) -> str:
     """Full-width letters, digits and punctuation → half-width; ASCII lower-cased."""
-    return text.translate(_WIDTH_TABLE).lower()
+    out = text.translate(_WIDTH_TABLE).lower()
+    if len(out) != len(text):   # "İ".lower() is two characters: keep such a character as it is
+        out = "".join(c if len(c.lower()) != 1 else c.lower() for c in text.translate(_WIDTH_TABLE))
+    return out
 
 
 @functools.lru_cache(maxsize=65536)
@@ -34,12 +37,22 @@ def _t2s_char(ch: str) -> str:
     return out if len(out) == 1 else ch
 
 
+_SURROGATES = re.compile(r"([\ud800-\udfff]+)")
+
+
+def _around_surrogates(convert, text: str) -> str:
+    """OpenCC needs valid UTF-8: convert the text between lone surrogates, keep those as they are."""
+    return "".join(p if i % 2 else convert(p) for i, p in enumerate(_SURROGATES.split(text)))
+
+
 def to_simplified(text: str) -> str:
     """Traditional → simplified, same length as ``text``.
 
     OpenCC converts phrase by phrase; where a phrase changes length (rare), that
     line falls back to character-by-character conversion.
     """
+    if _SURROGATES.search(text):
+        return _around_surrogates(to_simplified, text)
     out = _T2S.convert(text)
     if len(out) == len(text):
         return out
@@ -52,6 +65,8 @@ def to_simplified(text: str) -> str:
 
 def to_traditional(text: str) -> str:
     """Simplified → traditional (for showing answers in the question's script)."""
+    if _SURROGATES.search(text):
+        return _around_surrogates(to_traditional, text)
     return _S2T.convert(text)
 
 
@@ -72,7 +87,8 @@ def detect_script(text: str) -> str:
     trad = sum(1 for a, b in zip(text, to_simplified(text)) if a != b)
     if trad == 0:
         return "simplified"
-    simp = sum(1 for a, b in zip(text, _S2T.convert(text)) if a != b) if len(_S2T.convert(text)) == len(text) else 0
+    trad_text = to_traditional(text)
+    simp = sum(1 for a, b in zip(text, trad_text) if a != b) if len(trad_text) == len(text) else 0
     return "traditional" if trad >= simp else "simplified"
 
 

@@ -14,7 +14,7 @@ import unicodedata
 from pathlib import Path
 
 from embeddings.encoders import DEFAULT_ENCODER, get_encoder
-from embeddings.store import IndexData, corpus_fingerprint
+from embeddings.store import IndexData, corpus_fingerprint, recover_orphan
 from qa.chunking import ChunkSpec
 from qa.errors import IndexError_, UsageError
 from qa.indexing import check_fresh, index_documents
@@ -80,7 +80,7 @@ class Pipeline:
         enc = get_encoder(encoder or DEFAULT_ENCODER)
         if index_dir is not None:
             index_dir = Path(index_dir)
-            data = check_fresh(index_dir, enc.encoder_id, spec)
+            data = check_fresh(index_dir, enc, spec)
         else:
             index_dir, data = open_default_index(enc, spec)
         return cls(data, enc, retriever, reader, index_dir)
@@ -153,18 +153,20 @@ def open_default_index(encoder, spec: ChunkSpec) -> tuple[Path, IndexData]:
     """The default collection: the user's default index if it exists, else the
     prebuilt seeds index shipped with the project, else build it from the seeds."""
     index_dir = default_index_dir()
+    recover_orphan(index_dir)   # a writer killed between its renames left the collection aside
     if (index_dir / "manifest.json").exists():
-        return index_dir, check_fresh(index_dir, encoder.encoder_id, spec)
+        return index_dir, check_fresh(index_dir, encoder, spec)
     seeds = load_seeds()
     try:
-        data = check_fresh(PREBUILT_SEEDS_INDEX, encoder.encoder_id, spec)
+        data = check_fresh(PREBUILT_SEEDS_INDEX, encoder, spec)
         if data.manifest.get("fingerprint") == corpus_fingerprint(seeds):
             return PREBUILT_SEEDS_INDEX, data
     except IndexError_:
         pass
     print(f"building the seeds index at {index_dir} (first run) …", file=sys.stderr)
-    index_documents(seeds, index_dir, encoder, spec, extra_manifest={"sources": ["<seeds>"]})
-    return index_dir, check_fresh(index_dir, encoder.encoder_id, spec)
+    index_documents(seeds, index_dir, encoder, spec, seed_caches=[PREBUILT_SEEDS_INDEX / "cache"],
+                    extra_manifest={"sources": ["<seeds>"]})
+    return index_dir, check_fresh(index_dir, encoder, spec)
 
 
 _PIPELINES: dict[tuple, Pipeline] = {}
@@ -179,6 +181,29 @@ def get_pipeline(index: str | Path | None = None, encoder: str | None = None, re
         if key not in _PIPELINES:
             _PIPELINES[key] = Pipeline.load(index, encoder, retriever, make_reader(reader) if reader else None)
         return _PIPELINES[key]
+
+
+def refresh_pipeline(index: str | Path | None = None) -> Pipeline | None:
+    """Reload from disk every cached pipeline of ``index`` (None: the default collection),
+    after ``qa index`` or an upload changed it. The encoder is kept; the reader is made
+    anew (the typed reader caches document text by doc_id, stale once a document changed).
+    Returns the refreshed pipeline of the default configuration (hybrid, default
+    reader), else any refreshed one, else None when none was cached."""
+    name = str(index) if index else None
+    refreshed = None
+    with _LOCK:
+        for key, old in list(_PIPELINES.items()):
+            if key[0] != name:
+                continue
+            if index is None:
+                index_dir, data = open_default_index(old.encoder, ChunkSpec())
+            else:
+                index_dir, data = Path(index), check_fresh(Path(index), old.encoder, ChunkSpec())
+            new = Pipeline(data, old.encoder, key[2], make_reader(key[3]) if key[3] else None, index_dir)
+            _PIPELINES[key] = new
+            if refreshed is None or (key[1] is None and key[2] == "hybrid" and key[3] is None):
+                refreshed = new
+    return refreshed
 
 
 def answer(question: str, index: str | Path | None = None, top_k: int = 5, retriever: str = "hybrid",
