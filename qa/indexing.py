@@ -59,7 +59,7 @@ def _to_encode(cache: EmbeddingCache, texts: list[str], doc_ids: list[str]) -> t
     docs: set[str] = set()
     for text, doc_id in zip(texts, doc_ids):
         k = cache.key(text, "passage")
-        if k not in cache._vectors:   # noqa: SLF001 — the cache has no public membership test
+        if k not in cache:
             missing.add(k)
             docs.add(doc_id)
     return len(missing), len(docs)

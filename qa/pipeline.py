@@ -175,12 +175,35 @@ _LOCK = threading.Lock()
 
 def get_pipeline(index: str | Path | None = None, encoder: str | None = None, retriever: str = "hybrid",
                  reader: str | None = None) -> Pipeline:
-    """A process-wide pipeline per configuration, loaded on first use."""
+    """A process-wide pipeline per configuration, loaded on first use and reloaded
+    when its index changed on disk (``qa index`` in another process, an upload)."""
     key = (str(index) if index else None, encoder, retriever, reader)
     with _LOCK:
-        if key not in _PIPELINES:
-            _PIPELINES[key] = Pipeline.load(index, encoder, retriever, make_reader(reader) if reader else None)
-        return _PIPELINES[key]
+        pipe = _PIPELINES.get(key)
+        if pipe is None:
+            pipe = _PIPELINES[key] = Pipeline.load(index, encoder, retriever,
+                                                   make_reader(reader) if reader else None)
+            pipe.stamp = _stamp_of(index, pipe)
+            return pipe
+    if _stamp_of(index, pipe) != getattr(pipe, "stamp", None):
+        refresh_pipeline(index)
+        pipe = _PIPELINES[key]
+        pipe.stamp = _stamp_of(index, pipe)
+    return pipe
+
+
+def _stamp_of(index, pipe) -> tuple:
+    # the default collection may move from the prebuilt seeds index to the user's own
+    return _manifest_stamp(pipe.index_dir), (_manifest_stamp(default_index_dir()) if index is None else None)
+
+
+def _manifest_stamp(index_dir) -> tuple | None:
+    """(mtime, size) of an index's manifest: changes whenever the index is rewritten."""
+    try:
+        st = (Path(index_dir) / "manifest.json").stat()
+        return st.st_mtime_ns, st.st_size, st.st_ino
+    except (OSError, TypeError):
+        return None
 
 
 def refresh_pipeline(index: str | Path | None = None) -> Pipeline | None:
