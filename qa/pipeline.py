@@ -223,6 +223,7 @@ def refresh_pipeline(index: str | Path | None = None) -> Pipeline | None:
             else:
                 index_dir, data = Path(index), check_fresh(Path(index), old.encoder, ChunkSpec())
             new = Pipeline(data, old.encoder, key[2], make_reader(key[3]) if key[3] else None, index_dir)
+            new.stamp = _stamp_of(index, new)
             _PIPELINES[key] = new
             if refreshed is None or (key[1] is None and key[2] == "hybrid" and key[3] is None):
                 refreshed = new
