@@ -200,13 +200,19 @@ def save_index(index_dir: Path, data: IndexData, cache: EmbeddingCache | None = 
         os.replace(tmp, index_dir)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-        # what writers killed earlier left beside it (we hold the lock: no live writer owns these)
-        for stale in [*index_dir.parent.glob(f".{index_dir.name}.new-*"),
-                      *index_dir.parent.glob(f".{index_dir.name}.old-*")]:
-            shutil.rmtree(stale, ignore_errors=True)
+        remove_leftovers(index_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_leftovers(index_dir: Path) -> None:
+    """Delete what writers killed earlier left beside ``index_dir`` (call under the
+    lock, with ``index_dir`` in place: then no live writer owns these)."""
+    index_dir = Path(index_dir)
+    for stale in [*index_dir.parent.glob(f".{index_dir.name}.new-*"),
+                  *index_dir.parent.glob(f".{index_dir.name}.old-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _file_sha1(path: Path) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 
 from embeddings.encoders import Encoder
 from embeddings.store import (FORMAT_VERSION, EmbeddingCache, IndexData, build_faiss, content_hash,
+                              remove_leftovers,
                               corpus_fingerprint, load_index, read_manifest, save_index, write_lock)
 from qa.chunking import ChunkSpec, chunk_sentences, split_sentences
 from qa.errors import IndexError_
@@ -136,12 +137,14 @@ def index_documents(documents: list[Document], index_dir: Path, encoder: Encoder
     with write_lock(index_dir):
         cache = EmbeddingCache(getattr(encoder, "family", encoder.encoder_id), encoder.dim)
         old_hashes: dict[str, str] = {}
+        old_manifest: dict = {}
         if not rebuild and index_dir.exists():
             cache.load(index_dir / "cache")
             try:
-                old_hashes = read_manifest(index_dir).get("doc_hashes", {})
+                old_manifest = read_manifest(index_dir)
+                old_hashes = old_manifest.get("doc_hashes", {})
             except IndexError_:
-                old_hashes = {}
+                old_manifest, old_hashes = {}, {}
         for extra in seed_caches or []:   # e.g. the prebuilt seeds' vectors
             cache.load(Path(extra))
         new_hashes = {d.doc_id: content_hash(d.text) for d in documents}
@@ -153,9 +156,21 @@ def index_documents(documents: list[Document], index_dir: Path, encoder: Encoder
         data, keys = build_index_data(documents, encoder, spec, cache, progress, extra_manifest)
         report.texts_encoded = cache.misses - before
         report.texts_cached = cache.hits
-        save_index(index_dir, data, cache, cache_keep=keys)
+        same = {k: data.manifest.get(k) for k in ("fingerprint", "encoder_family", "chunking", "sources")}
+        if rebuild or same != {k: old_manifest.get(k) for k in same} or not _loads(index_dir):
+            save_index(index_dir, data, cache, cache_keep=keys)
+        else:   # nothing changed: the index on disk stays as it is (readers need not reload)
+            remove_leftovers(index_dir)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _loads(index_dir: Path) -> bool:
+    try:
+        load_index(index_dir)
+        return True
+    except IndexError_:
+        return False
 
 
 def check_fresh(index_dir: Path, encoder, spec: ChunkSpec) -> IndexData:
