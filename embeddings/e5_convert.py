@@ -25,6 +25,14 @@ collapse runs of spaces, spaces -> ``▁``, best unigram split; a character that
 occurs in no vocabulary piece becomes its own ``<unk>`` (a Split pre-tokenizer
 isolates such characters, so runs of them are not merged into one ``<unk>``).
 
+Known differences from the C tokenizer (none occur in ordinary text): a character
+that has a rule and is directly followed by a combining mark (one grapheme of
+under 6 bytes) is mapped as a whole by the ``tokenizers`` Precompiled
+normaliser, which drops the mark; an empty text gives no ``▁`` token; literal
+special-token text such as ``<s>`` is matched as that special token before
+normalisation. With the ``query: ``/``passage: `` prefixes, ids agree on every
+seed sentence and on every rule's code point.
+
 Building needs only numpy and sentencepiece (no torch) and takes a few seconds.
 Command line: ``qa encoder build [--out DIR] [--force]`` (``main``), or
 ``python -m embeddings.e5_convert [--out DIR] [--force]``.
@@ -568,7 +576,7 @@ def build_model_dir(out_dir: Path | None = None, force: bool = False) -> Path:
     try:
         write_model_dir(tmp, src, version)
         os.chmod(tmp, 0o755)
-        _install(tmp, out, stamp)
+        _install(tmp, out, stamp, force)
     except OSError as e:
         raise ModelError(f"cannot write the model directory {out}: {e}") from None
     finally:
@@ -576,8 +584,10 @@ def build_model_dir(out_dir: Path | None = None, force: bool = False) -> Path:
     return out
 
 
-def _install(tmp: Path, out: Path, stamp: dict) -> None:
+def _install(tmp: Path, out: Path, stamp: dict, force: bool = False) -> None:
     """Move the finished build ``tmp`` to ``out`` (replacing an older build there)."""
+    if not force and is_current(out, stamp):
+        return              # a concurrent builder finished first: keep its (identical) build
     trash = None
     if out.exists():
         trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
