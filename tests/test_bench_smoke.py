@@ -1,0 +1,110 @@
+"""The benchmark's pure helpers (no timing is asserted anywhere: ``python -m qa.bench`` is run by hand)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from qa import bench
+from qa.bench_workers import synthetic_vectors
+
+
+def test_flop_formula_for_e5_small():
+    # Q, K, V, O: 4·384²; FFN: 2·384·1536
+    assert bench.params_per_layer() == 4 * 384 * 384 + 2 * 384 * 1536 == 1_769_472
+    # 2·P·12 + 4·L·384·12
+    assert bench.flops_per_token(1) == 2 * 1_769_472 * 12 + 4 * 384 * 12
+    assert bench.flops_per_token(150) == 42_467_328 + 2_764_800
+    assert bench.sequence_flops(150) == 150 * bench.flops_per_token(150)
+    assert bench.sequence_flops(0) == 0
+
+
+def test_long_sequences_are_windowed():
+    # 600 tokens: a 512-token window and an 88-token one
+    assert bench.sequence_flops(600) == bench.sequence_flops(512) + bench.sequence_flops(88)
+    assert bench.corpus_flops([10, 20]) == bench.sequence_flops(10) + bench.sequence_flops(20)
+
+
+def test_matmul_flops():
+    assert bench.matmul_flops(2048) == 2 * 2048 ** 3
+    assert bench.matmul_flops(2, 3, 4) == 48
+
+
+def test_percentile_median_ratio_summary():
+    assert bench.percentile([1, 2, 3, 4], 50) == 2.5
+    assert bench.percentile([5], 95) == 5
+    assert bench.percentile(range(101), 95) == 95
+    assert math.isnan(bench.percentile([], 50))
+    assert bench.median([3, 1, 2, float("nan")]) == 2
+    assert bench.ratio(3, 2) == 1.5
+    assert math.isnan(bench.ratio(1, 0)) and math.isnan(bench.ratio(None, 2))
+    s = bench.summarize([10, 20, 30])
+    assert s["n"] == 3 and s["p50"] == 20 and s["mean"] == 20
+
+
+def test_parse_encoded_line():
+    line = ("indexed 5 documents into /tmp/x: 0 new, 0 changed, 0 removed, 5 unchanged; "
+            "encoded 0 passages (531 from cache) in 0.4 s")
+    assert bench.parse_encoded(line) == (0, 531)
+    assert bench.parse_encoded("qa: internal error") is None
+
+
+def test_fit_and_rounding():
+    a, b = bench.fit_line([1, 2, 3], [3, 5, 7])
+    assert a == pytest.approx(1) and b == pytest.approx(2)
+    assert bench.round_nice(40_934) == 50_000
+    assert bench.round_nice(130_000) == 100_000
+    assert bench.round_nice(180_000) == 200_000
+    assert bench.round_nice(12) == 1000
+
+
+def _row(n, flat_ms, recalls):
+    return {"n": n, "flat_b1_ms": flat_ms, "encode_ref_ms": 20.0,
+            "hnsw": {str(ef): {"recall": r, "b1_ms": 0.1, "b64_ms": 0.05} for ef, r in recalls.items()}}
+
+
+def test_choose_hnsw_threshold():
+    # flat: 0.02 ms per 1k vectors; budget 10% of 20 ms = 2 ms → 100k vectors
+    rows = [_row(10_000, 0.2, {16: 0.99, 64: 1.0}), _row(100_000, 2.0, {16: 0.96, 64: 0.99}),
+            _row(1_000_000, 20.0, {16: 0.90, 64: 0.97, 128: 0.995})]
+    ch = bench.choose_hnsw_threshold(rows)
+    assert ch["crossing_n"] == pytest.approx(100_000, rel=1e-6)
+    assert ch["suggested_threshold"] == 100_000
+    assert ch["ef_search"] == 64            # 16 misses 0.95 at 1M
+    assert ch["ef_search_recall_099"] == 128
+    # real vectors that need more search raise efSearch
+    assert bench.choose_hnsw_threshold(rows, real_recall={"64": 0.93, "128": 0.97})["ef_search"] == 128
+    assert bench.min_setting_for_recall({"16": {"recall": 0.5}}) is None
+
+
+def test_markdown_table_and_formatting():
+    t = bench.markdown_table(["a", "b"], [["x", 1234.5], ["y", None]])
+    assert t.splitlines()[1] == "|---|---:|"
+    assert "1,234" in t and "–" in t
+
+
+def test_importtime_parsing():
+    err = ("import time: self [us] | cumulative | imported package\n"
+           "import time:      5000 |       9000 |   numpy._core\n"
+           "import time:      4000 |       4000 | numpy\n"
+           "import time:     99000 |     120000 |     qa.normalize\n")
+    assert bench.importtime_by_package(err) == [("qa", 99.0), ("numpy", 9.0)]
+    assert bench.importtime_top_modules(err, 1) == [("qa.normalize", 99.0)]
+
+
+def test_spread_sample():
+    assert bench.spread_sample(list(range(10)), 5) == [0, 2, 4, 6, 8]
+    assert bench.spread_sample([1, 2], 5) == [1, 2]
+
+
+def test_synthetic_vectors_are_unit_and_deterministic():
+    x = synthetic_vectors(300, seed=0)
+    assert x.shape == (300, 384) and x.dtype == np.float32
+    assert np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+    assert np.array_equal(x, synthetic_vectors(300, seed=0))
+    q = synthetic_vectors(20, seed=1)
+    sims = np.sort(q @ x.T, axis=1)
+    # shaped like e5 vectors: everything similar (shared component), nearest clearly above the median
+    assert 0.75 < float(np.median(sims)) < 0.95
+    assert float(sims[:, -1].mean()) > float(np.median(sims)) + 0.02
