@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embeddings.transformers_encoder import cpu_has_bf16   # one CPU check for both models
 from qa.errors import ModelError
 from qa.read.question import QuestionInfo
 from qa.types import Candidate, PassageHit
@@ -61,19 +62,6 @@ def default_reader_kind() -> str:
     except (ImportError, ValueError):
         ok = False
     return "combined" if ok and shipped_model_present() else "typed"
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU does bf16 matmuls natively (AVX512-BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = line.split()
-                    return "avx512_bf16" in flags or "amx_bf16" in flags
-    except OSError:
-        pass
-    return False
 
 
 def _is_punct(ch: str) -> bool:
