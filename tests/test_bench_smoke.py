@@ -70,12 +70,25 @@ def test_choose_hnsw_threshold():
             _row(1_000_000, 20.0, {16: 0.90, 64: 0.97, 128: 0.995})]
     ch = bench.choose_hnsw_threshold(rows)
     assert ch["crossing_n"] == pytest.approx(100_000, rel=1e-6)
+    assert ch["hnsw_sizes_checked"] == [100_000, 1_000_000]
     assert ch["suggested_threshold"] == 100_000
     assert ch["ef_search"] == 64            # 16 misses 0.95 at 1M
     assert ch["ef_search_recall_099"] == 128
     # real vectors that need more search raise efSearch
     assert bench.choose_hnsw_threshold(rows, real_recall={"64": 0.93, "128": 0.97})["ef_search"] == 128
     assert bench.min_setting_for_recall({"16": {"recall": 0.5}}) is None
+
+
+def test_crossing_interpolates_the_measured_curve():
+    pts = [(10_000, 0.3), (30_000, 1.5), (100_000, 6.5)]
+    assert bench.crossing(pts, 4.0) == pytest.approx(30_000 + 2.5 / 5.0 * 70_000)
+    assert bench.crossing(pts, 13.0) == pytest.approx(30_000 + 11.5 / 5.0 * 70_000)   # beyond: last segment
+    assert bench.crossing([(10, 2.0)], 1.0) == pytest.approx(5)
+    # the faster of the two flat configurations counts
+    rows = [{"n": 10_000, "flat_b1_ms": 0.9, "flat_b1_1t_ms": 0.3, "encode_ref_ms": 20.0},
+            {"n": 30_000, "flat_b1_ms": 3.0, "flat_b1_1t_ms": 1.5, "encode_ref_ms": 20.0},
+            {"n": 100_000, "flat_b1_ms": 11.0, "flat_b1_1t_ms": 6.5, "encode_ref_ms": 20.0}]
+    assert bench.choose_hnsw_threshold(rows)["crossing_n"] == pytest.approx(30_000 + 0.5 / 5.0 * 70_000)
 
 
 def test_markdown_table_and_formatting():
