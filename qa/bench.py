@@ -237,12 +237,14 @@ def choose_hnsw_threshold(rows: list[dict], budget_share: float = 0.10, min_reca
     if real_recall:
         efs.append(min_setting_for_recall({k: {"recall": v} for k, v in real_recall.items()}, min_recall))
     ef = max(efs) if efs and None not in efs else None
+    by_size = {r["n"]: min_setting_for_recall(r["hnsw"], min_recall) for r in rows if "hnsw" in r}
     strict = [min_setting_for_recall(r["hnsw"], 0.99) for r in above]
     ef99 = max(strict) if strict and None not in strict else None
     speedups = {r["n"]: ratio(flat_ms(r), r["hnsw"][str(ef)]["b1_ms"]) for r in rows
                 if "hnsw" in r and ef is not None and str(ef) in r["hnsw"]}
     return {"encode_ref_ms": enc, "budget_ms": budget, "flat_points": pts, "crossing_n": cross,
             "suggested_threshold": suggestion, "ef_search": ef, "ef_search_recall_099": ef99,
+            "ef_search_by_size": by_size,
             "hnsw_sizes_checked": [r["n"] for r in above], "speedup_at": speedups}
 
 

@@ -10,15 +10,14 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-torch = pytest.importorskip("torch", reason="the neural reader needs torch")
-pytest.importorskip("transformers", reason="the neural reader needs transformers")
-pytest.importorskip("safetensors", reason="the neural reader needs safetensors")
-
-from qa.read.transformers_reader import SHIPPED_DIR, shipped_model_present, strip_span  # noqa: E402
+from qa.read.transformers_reader import (SHIPPED_DIR, available_backends, shipped_model_present,  # noqa: E402
+                                         strip_span)
 
 if not shipped_model_present():
     pytest.skip(f"no shipped reader model in {SHIPPED_DIR} (run qa train-reader, then python -m qa.read.export)",
                 allow_module_level=True)
+if not available_backends():
+    pytest.skip("the neural reader needs onnxruntime + tokenizers (or torch + transformers)", allow_module_level=True)
 
 from qa.read.question import analyze_question  # noqa: E402
 from qa.types import Chunk, Document, PassageHit, Sentence  # noqa: E402
@@ -85,14 +84,14 @@ def test_pruned_tokenizer_round_trips_both_scripts(reader):
     tok = reader.tok
     for text in ["臺灣大學創立於1928年，校址位於臺北市。", "台湾大学创立于1928年，校址位于台北市。",
                  "营业收入151.2亿元，同比增长7.5%。GDP 增长 5%"]:
-        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-        assert tok.unk_token_id not in enc["input_ids"], text
+        enc = tok.encode(text)
+        assert tok.unk_id not in enc.ids, text
         covered = set()
-        for a, b in enc["offset_mapping"]:
+        for a, b in enc.offsets:
             assert 0 <= a <= b <= len(text)
             covered.update(range(a, b))
         assert all(i in covered for i, ch in enumerate(text) if not ch.isspace()), text
-        decoded = tok.decode(enc["input_ids"]).replace(" ", "")
+        decoded = tok.decode(enc.ids).replace(" ", "")
         assert decoded == unicodedata.normalize("NFKC", text).replace(" ", ""), (decoded, text)
 
 
@@ -123,3 +122,98 @@ def test_combined_reader_attaches_units_to_numbers(reader):
         assert best.text == "151.2亿元", mode
         assert best.text == PARAGRAPH[best.start:best.end]
         assert 0.0 <= best.score <= 1.0
+
+
+LONG_CONTEXT = PARAGRAPH * 12          # ~1,000 characters: several overlapping windows
+
+
+def test_windows_match_the_transformers_fast_tokenizer(reader):
+    pytest.importorskip("transformers")
+    from qa.read.export import load_tokenizer
+    hf = load_tokenizer(reader.model_dir)
+    qs, cs = ["新和成的董事长是谁?", "營業收入是多少?"], [LONG_CONTEXT, PARAGRAPH]
+    want = hf(qs, cs, truncation="only_second", max_length=128, stride=32, return_overflowing_tokens=True,
+              return_offsets_mapping=True, padding="longest")
+    got = reader.tok.windows(qs, cs, 128, 32)
+    assert len(got.sample) > 2
+    assert got.sample == list(want["overflow_to_sample_mapping"])
+    assert (got.input_ids == np.array(want["input_ids"])).all()
+    assert (got.attention_mask == np.array(want["attention_mask"])).all()
+    for i in range(len(got.sample)):
+        n = len(got.offsets[i])
+        assert [tuple(x) for x in want["offset_mapping"][i][:n]] == [tuple(x) for x in got.offsets[i]]
+        assert want.sequence_ids(i)[:n] == got.sequence_ids[i]
+
+
+def test_onnx_and_torch_backends_give_the_same_answers():
+    have = available_backends()
+    if set(have) != {"onnx", "torch"}:
+        pytest.skip(f"needs both backends (have {have})")
+    from qa.read.transformers_reader import TransformersReader
+    onnx_reader, torch_reader = TransformersReader(backend="onnx"), TransformersReader(backend="torch", bf16=False)
+    questions = ["新和成成立于哪一年?", "新和成的董事长是谁?", "2023年营业收入同比增长多少?", "公司总部在哪里?"]
+    for q in questions:
+        (s1, e1, span1, null1), = onnx_reader.predict(q, [LONG_CONTEXT])
+        (s2, e2, span2, null2), = torch_reader.predict(q, [LONG_CONTEXT])
+        assert LONG_CONTEXT[s1:e1] == LONG_CONTEXT[s2:e2], q
+        assert abs((span1 - null1) - (span2 - null2)) < 0.5, q
+
+
+def test_the_onnx_backend_answers_without_importing_torch():
+    if "onnx" not in available_backends():
+        pytest.skip("onnxruntime or model.onnx missing")
+    import subprocess
+    import sys
+    code = ("import sys\n"
+            "from qa.read.transformers_reader import TransformersReader\n"
+            f"r = TransformersReader(backend='onnx')\n"
+            f"(s, e, span, null), = r.predict('新和成的董事长是谁?', [{PARAGRAPH!r}])\n"
+            f"print({PARAGRAPH!r}[s:e])\n"
+            "print('torch' in sys.modules, 'transformers' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    answer, imported = out.stdout.strip().splitlines()
+    assert "胡柏藩" in answer
+    assert imported == "False False"
+
+
+def test_an_unknown_or_unavailable_backend_is_a_clear_model_error(monkeypatch):
+    from qa.errors import ModelError
+    from qa.read.transformers_reader import TransformersReader
+    with pytest.raises(ModelError, match="unknown reader backend"):
+        TransformersReader(backend="tensorflow")
+    monkeypatch.setenv("QA_READER_BACKEND", "nope")
+    with pytest.raises(ModelError, match="unknown reader backend"):
+        TransformersReader()
+
+
+def test_combined_reader_lets_the_neural_span_lead_on_open_questions(reader):
+    """Place, person, entity and open questions: the neural span leads (typed gap-filling spans
+    lose to it); numbers with units keep the typed candidate's full extent."""
+    from qa.read.combined import CombinedReader, SUPPORT_KINDS
+    from qa.types import Candidate
+
+    class _Stub:
+        threshold = reader.threshold
+
+        def __init__(self, quote):
+            self.quote = quote
+
+        def read(self, info, hits, index, qv, idf=None):
+            doc = index.documents["d1"].text
+            s = doc.index(self.quote)
+            e = s + len(self.quote)
+            return [Candidate("d1", s, e, doc[s:e], 0.95, "neural", 0, len(doc), hits[0])]
+
+    index = _Index(PARAGRAPH)
+    place = analyze_question("新和成的总部位于哪里?")
+    assert place.kind not in SUPPORT_KINDS
+    combined = CombinedReader(neural=_Stub("浙江省新昌县"))
+    assert combined.mode_for(place.kind) == "neural"
+    best = combined.read(place, index.hits, index, np.zeros(4, dtype=np.float32))[0]
+    assert best.text == "浙江省新昌县"
+    assert best.score >= combined.threshold
+    amount = analyze_question("2023年新和成的营业收入是多少?")
+    assert combined.mode_for(amount.kind) == "support"
+    best = CombinedReader(neural=_Stub("151.2")).read(amount, index.hits, index, np.zeros(4, dtype=np.float32))[0]
+    assert best.text == "151.2亿元"

@@ -15,7 +15,15 @@
 2. Store the weights compactly in ``model.safetensors`` (no pickle): 2-D
    weights (Linear layers, embeddings) as int8 with one fp32 scale per row
    (``NAME.q8`` + ``NAME.scale``), the rest (biases, LayerNorm) as fp16.
-3. ``qa-reader.json`` records the format, the source and the vocabulary map.
+3. ``model.onnx``: the same network for onnxruntime (the default backend at run
+   time: no torch import, ~0.3 s to load). Traced from the int8 model with
+   torch's ONNX exporter; every weight matrix is stored as the same int8 values
+   and per-row scales followed by ``DequantizeLinear``, so the file stays small
+   and computes what the torch model computes (fp32).
+4. ``qa-reader.json`` records the format, the source and the vocabulary map.
+
+``python -m qa.read.export --onnx DIR`` writes ``model.onnx`` for an already
+exported directory (needs torch, transformers and ``onnx``).
 
 ``load_model(dir)`` rebuilds a ``BertForQuestionAnswering`` (dequantised to
 fp32, cast by the caller) and ``load_tokenizer(dir)`` a fast tokenizer, with no
@@ -187,6 +195,92 @@ def load_model(model_dir: str | Path):
     return model
 
 
+# --------------------------------------------------------------------------- ONNX
+ONNX_FILE = "model.onnx"
+ONNX_OPSET = 17
+
+
+def _int8_weights_in_graph(model) -> int:
+    """Replace each fp32 weight matrix of the traced graph (MatMul weights, embedding tables)
+    by its int8 values + one scale per output row and a ``DequantizeLinear`` node. The
+    exported weights are int8 per row already, so this loses nothing."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+    g = model.graph
+    uses: dict[str, set] = {}
+    for n in g.node:
+        for x in n.input:
+            uses.setdefault(x, set()).add(n.op_type)
+    dq_nodes, count = [], 0
+    for init in list(g.initializer):
+        a = numpy_helper.to_array(init)
+        kinds = uses.get(init.name, set())
+        if a.ndim != 2 or a.shape[0] <= 2 or min(a.shape) < 64 or not kinds:
+            continue
+        if kinds <= {"MatMul"}:
+            axis, amax = 1, np.abs(a).max(axis=0)          # [in, out]: a scale per output
+        elif kinds <= {"Gather"}:
+            axis, amax = 0, np.abs(a).max(axis=1)          # embedding table: a scale per row
+        else:
+            continue
+        scale = (np.maximum(amax, 1e-12) / 127.0).astype(np.float32)
+        q = np.clip(np.round(a / (scale[None, :] if axis == 1 else scale[:, None])), -127, 127).astype(np.int8)
+        g.initializer.remove(init)
+        g.initializer.extend([numpy_helper.from_array(q, init.name + "_q8"),
+                              numpy_helper.from_array(scale, init.name + "_scale")])
+        dq_nodes.append(helper.make_node("DequantizeLinear", [init.name + "_q8", init.name + "_scale"],
+                                         [init.name], axis=axis, name=init.name + "_dq"))
+        count += 1
+    for n in reversed(dq_nodes):
+        g.node.insert(0, n)
+    return count
+
+
+def write_onnx(model_dir: str | Path) -> Path:
+    """Write ``model.onnx`` beside an exported (or plain transformers) reader directory."""
+    import onnx
+    import torch
+    d = Path(model_dir)
+    model = load_model(d)
+    model.eval()
+    try:
+        model.set_attn_implementation("eager")    # a plain graph (sdpa traces shape checks as constants)
+    except (AttributeError, ValueError):
+        model.config._attn_implementation = "eager"
+
+    class _Logits(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask):
+            out = self.m(input_ids=input_ids, attention_mask=attention_mask)
+            return out.start_logits, out.end_logits
+
+    ids = torch.full((2, 48), 5, dtype=torch.long)
+    mask = torch.ones((2, 48), dtype=torch.long)
+    mask[1, 40:] = 0
+    axes = {0: "batch", 1: "tokens"}
+    tmp = d / (ONNX_FILE + ".fp32.tmp")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Logits(model), (ids, mask), str(tmp), input_names=["input_ids", "attention_mask"],
+                          output_names=["start_logits", "end_logits"], opset_version=ONNX_OPSET, dynamo=False,
+                          dynamic_axes={"input_ids": axes, "attention_mask": axes, "start_logits": axes,
+                                        "end_logits": axes})
+    graph = onnx.load(str(tmp))
+    _int8_weights_in_graph(graph)
+    onnx.checker.check_model(graph)
+    out = d / ONNX_FILE
+    part = d / (ONNX_FILE + ".tmp")
+    onnx.save(graph, str(part))
+    os.replace(part, out)
+    tmp.unlink(missing_ok=True)
+    out.chmod(0o644)
+    return out
+
+
 # --------------------------------------------------------------------------- export
 def export(src: Path, out: Path, data_dir: Path, extra_meta: dict | None = None,
            tok_base: Path | None = None) -> dict:
@@ -233,6 +327,7 @@ def export(src: Path, out: Path, data_dir: Path, extra_meta: dict | None = None,
             "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     meta.update(extra_meta or {})
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_onnx(tmp)
     for f in tmp.iterdir():
         f.chmod(0o644)
     if out.exists():
@@ -246,11 +341,19 @@ def export(src: Path, out: Path, data_dir: Path, extra_meta: dict | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m qa.read.export", description=__doc__.split("\n\n")[0])
-    p.add_argument("--src", type=Path, required=True, help="trained transformers directory (train-reader's OUT/final)")
+    p.add_argument("--src", type=Path, help="trained transformers directory (train-reader's OUT/final)")
+    p.add_argument("--onnx", type=Path, metavar="DIR", help="only (re)write DIR/model.onnx for an exported directory")
     p.add_argument("--out", type=Path, default=SHIPPED_DIR)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--meta", default="{}", help="extra JSON merged into qa-reader.json")
     args = p.parse_args(argv)
+    if args.onnx:
+        t0 = time.time()
+        out = write_onnx(args.onnx)
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.1f} s")
+        return 0
+    if not args.src:
+        p.error("--src (or --onnx DIR) is required")
     meta = export(args.src, args.out, args.data, json.loads(args.meta))
     print(json.dumps(meta, indent=2, ensure_ascii=False))
     return 0

@@ -5,6 +5,13 @@
 exported by ``qa.read.export``: pruned vocabulary, int8 weights) or any local
 transformers question-answering directory. Loading needs no network.
 
+Two backends run the same weights (``backend=`` or ``$QA_READER_BACKEND``):
+``onnx`` (the default when ``model.onnx`` and onnxruntime are there: the int8
+weights dequantised once at load, fp32 compute; ~0.3 s to import and load, no
+torch) and ``torch`` (transformers' ``BertForQuestionAnswering``, bf16 where the
+CPU has it; what training uses). Both tokenise with the ``tokenizers`` library
+directly (``PairTokenizer``: the same windows as transformers' fast tokenizer).
+
 ``read()`` takes the sentences of the top passages, ranks them by semantic
 similarity to the question (sentence vectors · question vector) plus question
 term coverage and passage rank, builds a few windows of consecutive sentences
@@ -28,19 +35,22 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import os
 import threading
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from embeddings.transformers_encoder import cpu_has_bf16   # one CPU check for both models
 from qa.errors import ModelError
 from qa.read.question import QuestionInfo
 from qa.types import Candidate, PassageHit
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "model"
 META_FILE = "qa-reader.json"
+ONNX_FILE = "model.onnx"
+BACKENDS = ("onnx", "torch")
 MAX_QUERY_TOKENS = 64
 _OPEN = "([{（【《「『“‘〈<"
 _CLOSE = ")]}）】》」』”’〉>"
@@ -48,20 +58,38 @@ _KEEP_END = "%‰°℃％"
 DEFAULT_THRESHOLD = 0.5
 
 
+def _have(*modules: str) -> bool:
+    import importlib.util
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in modules)
+    except (ImportError, ValueError):
+        return False
+
+
+def available_backends(model_dir: str | Path = "") -> list[str]:
+    """The backends that can run the model in ``model_dir`` here, best first."""
+    d = Path(model_dir) if model_dir else SHIPPED_DIR
+    if not (d / "tokenizer.json").exists() or not _have("tokenizers"):
+        return []
+    out = []
+    if (d / ONNX_FILE).exists() and _have("onnxruntime"):
+        out.append("onnx")
+    if (d / "config.json").exists() and (d / "model.safetensors").exists() \
+            and _have("torch", "transformers", "safetensors"):
+        out.append("torch")
+    return out
+
+
 def shipped_model_present(model_dir: str | Path = "") -> bool:
     d = Path(model_dir) if model_dir else SHIPPED_DIR
-    return (d / "config.json").exists() and (d / "model.safetensors").exists() and (d / "tokenizer.json").exists()
+    return (d / "tokenizer.json").exists() and (
+        (d / ONNX_FILE).exists() or ((d / "config.json").exists() and (d / "model.safetensors").exists()))
 
 
 def default_reader_kind() -> str:
-    """``"combined"`` when torch, transformers and safetensors are installed and the shipped model
-    is present; ``"typed"`` otherwise (what ``make_reader`` should use when no kind is given)."""
-    import importlib.util
-    try:
-        ok = all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "safetensors"))
-    except (ImportError, ValueError):
-        ok = False
-    return "combined" if ok and shipped_model_present() else "typed"
+    """``"combined"`` when the shipped model is present and a backend can run it (onnxruntime,
+    or torch + transformers); ``"typed"`` otherwise (what ``make_reader`` uses when no kind is given)."""
+    return "combined" if available_backends() else "typed"
 
 
 def _is_punct(ch: str) -> bool:
@@ -130,59 +158,169 @@ def top_spans(start_logits: np.ndarray, end_logits: np.ndarray, ctx_mask: np.nda
     return [(sc, int(idx[s]), int(idx[e])) for sc, s, e in out]
 
 
-class TransformersReader:
-    name = "transformers"
-    threshold = DEFAULT_THRESHOLD
+@dataclass
+class Windows:
+    """Model inputs for (question, context) pairs: one row per window of a context.
+    ``offsets[i][t]`` are the token's character offsets in its context (or question),
+    ``sequence_ids[i][t]`` is 0 (question), 1 (context) or None (special/padding),
+    ``sample[i]`` the pair the window came from."""
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    offsets: list
+    sequence_ids: list
+    sample: list
 
-    def __init__(self, model_dir: str | Path = "", max_windows: int = 4, window_chars: int = 220,
-                 max_answer_tokens: int = 30, max_passages: int = 5, spans_per_window: int = 2,
-                 bf16: bool | None = None, threads: int | None = None):
+
+class PairTokenizer:
+    """The reader's tokenizer (``tokenizer.json``) through the ``tokenizers`` library: question +
+    context pairs cut into overlapping windows exactly as transformers' fast tokenizer does
+    (``truncation="only_second"``, ``stride``, overflowing windows), padded to the longest."""
+
+    def __init__(self, path: str | Path):
+        from tokenizers import Tokenizer
+        self.tok = Tokenizer.from_file(str(path))
+        self.tok.no_padding()
+        self.tok.no_truncation()
+        self.pad_id = self.tok.token_to_id("<pad>")
+        self.unk_id = self.tok.token_to_id("<unk>")
+        if self.pad_id is None:
+            self.pad_id = 0
+        self._lock = threading.Lock()
+
+    def encode(self, text: str):
+        """Tokens of one text, no special tokens (``.ids``, ``.offsets``)."""
+        with self._lock:
+            self.tok.no_truncation()
+            return self.tok.encode(text, add_special_tokens=False)
+
+    def decode(self, ids) -> str:
+        return self.tok.decode(list(ids))
+
+    def truncate_question(self, q: str) -> str:
+        enc = self.encode(q)
+        if len(enc.ids) > MAX_QUERY_TOKENS:
+            q = q[: enc.offsets[MAX_QUERY_TOKENS - 1][1]]
+        return q
+
+    def windows(self, questions: list[str], contexts: list[str], max_len: int = 256,
+                stride: int = 128) -> Windows:
+        with self._lock:
+            self.tok.enable_truncation(max_len, stride=stride, strategy="only_second")
+            try:
+                encs = self.tok.encode_batch(list(zip(questions, contexts)))
+            finally:
+                self.tok.no_truncation()
+        rows, sample = [], []
+        for i, e in enumerate(encs):
+            for w in [e] + list(e.overflowing):
+                rows.append(w)
+                sample.append(i)
+        n = max(len(w.ids) for w in rows)
+        ids = np.full((len(rows), n), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), n), dtype=np.int64)
+        for i, w in enumerate(rows):
+            ids[i, :len(w.ids)] = w.ids
+            mask[i, :len(w.ids)] = w.attention_mask
+        return Windows(ids, mask, [list(w.offsets) for w in rows], [list(w.sequence_ids) for w in rows], sample)
+
+
+class OnnxSpanModel:
+    """``model.onnx`` on onnxruntime's CPU provider: (ids, mask) -> (start, end) logits."""
+    backend = "onnx"
+
+    def __init__(self, model_dir: Path, threads: int | None = None):
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads or max(1, min(os.cpu_count() or 1, 8))
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(model_dir / ONNX_FILE), so, providers=["CPUExecutionProvider"])
+        except Exception as exc:          # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ModelError(f"cannot load the reader model {model_dir / ONNX_FILE}: {exc}") from exc
+
+    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sl, el = self.session.run(["start_logits", "end_logits"], {"input_ids": ids, "attention_mask": mask})
+        return np.asarray(sl, dtype=np.float32), np.asarray(el, dtype=np.float32)
+
+
+class TorchSpanModel:
+    """transformers' ``BertForQuestionAnswering`` (bf16 where the CPU has it)."""
+    backend = "torch"
+
+    def __init__(self, model_dir: Path, bf16: bool | None = None, threads: int | None = None):
         try:
             import torch
         except ImportError as exc:     # pragma: no cover - depends on the install
-            raise ModelError("the neural reader needs torch and transformers "
-                             "(pip install torch==2.13.0 transformers safetensors tokenizers)") from exc
-        from qa.read.export import load_model, load_tokenizer
-        d = Path(model_dir) if model_dir else SHIPPED_DIR
-        if not shipped_model_present(d):
-            raise ModelError(f"no reader model in {d} (expected config.json, model.safetensors, tokenizer.json)")
-        self.model_dir = d
-        self.meta = json.loads((d / META_FILE).read_text(encoding="utf-8")) if (d / META_FILE).exists() else {}
-        if "threshold" in self.meta:
-            self.threshold = float(self.meta["threshold"])
-        self.tok = load_tokenizer(d)
-        self.model = load_model(d)
+            raise ModelError("the torch backend of the neural reader needs torch and transformers "
+                             "(pip install torch==2.13.0 transformers safetensors)") from exc
+        from embeddings.transformers_encoder import cpu_has_bf16   # one CPU check for both models
+        from qa.read.export import load_model
+        self.model = load_model(model_dir)
         self.model.eval()
         self.bf16 = cpu_has_bf16() if bf16 is None else bf16
         if self.bf16:
             self.model.to(torch.bfloat16)
         if threads:
             torch.set_num_threads(threads)
+
+    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+        return out.start_logits.float().numpy(), out.end_logits.float().numpy()
+
+
+def pick_backend(model_dir: str | Path = "", backend: str | None = None) -> str:
+    backend = backend or os.environ.get("QA_READER_BACKEND") or None
+    if backend is not None and backend not in BACKENDS:
+        raise ModelError(f"unknown reader backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    have = available_backends(model_dir)
+    if backend is None:
+        if not have:
+            raise ModelError("the neural reader needs onnxruntime and tokenizers (or torch and transformers), "
+                             f"and a model in {Path(model_dir) if model_dir else SHIPPED_DIR}")
+        return have[0]
+    if backend not in have:
+        raise ModelError(f"the {backend} backend cannot run here: "
+                         + ("install onnxruntime and tokenizers, and export model.onnx (python -m qa.read.export "
+                            "--onnx DIR)" if backend == "onnx" else "install torch==2.13.0, transformers, safetensors"))
+    return backend
+
+
+class TransformersReader:
+    name = "transformers"
+    threshold = DEFAULT_THRESHOLD
+
+    def __init__(self, model_dir: str | Path = "", max_windows: int = 4, window_chars: int = 220,
+                 max_answer_tokens: int = 30, max_passages: int = 5, spans_per_window: int = 2,
+                 bf16: bool | None = None, threads: int | None = None, backend: str | None = None):
+        d = Path(model_dir) if model_dir else SHIPPED_DIR
+        if not shipped_model_present(d):
+            raise ModelError(f"no reader model in {d} (expected tokenizer.json and model.onnx or "
+                             "config.json + model.safetensors)")
+        self.model_dir = d
+        try:
+            self.meta = json.loads((d / META_FILE).read_text(encoding="utf-8")) if (d / META_FILE).exists() else {}
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"unreadable {d / META_FILE}: {exc}") from exc
+        if "threshold" in self.meta:
+            self.threshold = float(self.meta["threshold"])
+        self.backend = pick_backend(d, backend)
+        self.tok = PairTokenizer(d / "tokenizer.json")
+        self.model = OnnxSpanModel(d, threads) if self.backend == "onnx" else TorchSpanModel(d, bf16, threads)
         self.max_windows, self.window_chars = max_windows, window_chars
         self.max_answer_tokens, self.max_passages = max_answer_tokens, max_passages
         self.spans_per_window = spans_per_window
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ model call
-    def _truncate_question(self, q: str) -> str:
-        enc = self.tok(q, add_special_tokens=False, return_offsets_mapping=True)
-        if len(enc["input_ids"]) > MAX_QUERY_TOKENS:
-            q = q[: enc["offset_mapping"][MAX_QUERY_TOKENS - 1][1]]
-        return q
-
     def _run(self, questions: list[str], contexts: list[str], max_len: int = 256, stride: int = 128):
-        """Tokenise + forward. Returns (encoding, start_logits, end_logits) as numpy float32."""
-        import torch
+        """Tokenise + forward. Returns (windows, start_logits, end_logits) as numpy float32."""
         with self._lock:
-            qs = [self._truncate_question(q) for q in questions]
-            enc = self.tok(qs, contexts, truncation="only_second", max_length=max_len, stride=stride,
-                           return_overflowing_tokens=True, return_offsets_mapping=True, padding="longest")
-            ids = torch.tensor(enc["input_ids"], dtype=torch.long)
-            mask = torch.tensor(enc["attention_mask"], dtype=torch.long)
-            with torch.inference_mode():
-                out = self.model(input_ids=ids, attention_mask=mask)
-            sl = out.start_logits.float().numpy()
-            el = out.end_logits.float().numpy()
+            qs = [self.tok.truncate_question(q) for q in questions]
+            enc = self.tok.windows(qs, contexts, max_len, stride)
+            sl, el = self.model(enc.input_ids, enc.attention_mask)
         return enc, sl, el
 
     # ------------------------------------------------------------------ plain RC
@@ -196,12 +334,11 @@ class TransformersReader:
             return []
         enc, sl, el = self._run([question] * len(contexts), list(contexts), max_len, stride)
         best: dict[int, list] = {}
-        for i, ci in enumerate(enc["overflow_to_sample_mapping"]):
-            seq = enc.sequence_ids(i)
-            ctx = np.array([x == 1 for x in seq])
+        for i, ci in enumerate(enc.sample):
+            ctx = np.array([x == 1 for x in enc.sequence_ids[i]] + [False] * (sl.shape[1] - len(enc.sequence_ids[i])))
             spans = top_spans(sl[i], el[i], ctx, self.max_answer_tokens, 1)
             null = float(sl[i][0] + el[i][0])
-            offs = enc["offset_mapping"][i]
+            offs = enc.offsets[i]
             cur = best.setdefault(ci, [(-math.inf, 0, 0), math.inf])
             if spans and spans[0][0] > cur[0][0]:
                 sc, s, e = spans[0]
@@ -284,13 +421,12 @@ class TransformersReader:
         texts = [index.documents[w["doc_id"]].text[w["start"]:w["end"]] for w in wins]
         enc, sl, el = self._run([question.text] * len(wins), texts)
         best: dict[tuple, Candidate] = {}
-        for i, wi in enumerate(enc["overflow_to_sample_mapping"]):
+        for i, wi in enumerate(enc.sample):
             w = wins[wi]
             doc_text = index.documents[w["doc_id"]].text
-            seq = enc.sequence_ids(i)
-            ctx = np.array([x == 1 for x in seq])
+            ctx = np.array([x == 1 for x in enc.sequence_ids[i]] + [False] * (sl.shape[1] - len(enc.sequence_ids[i])))
             null = float(sl[i][0] + el[i][0])
-            offs = enc["offset_mapping"][i]
+            offs = enc.offsets[i]
             for sc, s, e in top_spans(sl[i], el[i], ctx, self.max_answer_tokens, self.spans_per_window):
                 ds, de = strip_span(doc_text, w["start"] + offs[s][0], w["start"] + offs[e][1])
                 if de <= ds:
