@@ -80,12 +80,13 @@ TARGETS = {
 OMP_VARS = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "GOMP_SPINCOUNT")
 VARIANTS = {
     "default": {},
-    "typed reader": {"QA_READER": "typed"},          # no torch: the reader the pipeline had before the neural one
+    "typed reader": {"QA_READER": "typed"},          # the reader the pipeline had before the neural one
+    "torch reader": {"QA_READER_BACKEND": "torch"},  # the same neural reader on torch + transformers
     "OMP passive": {"OMP_WAIT_POLICY": "PASSIVE"},
     "1 thread": {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
 }
 # what the "default" environment must not inherit from the caller's
-STRIPPED_ENV = OMP_VARS + ("QA_INDEX", "QA_READER", "QA_READER_MODEL", "QA_ENCODER")
+STRIPPED_ENV = OMP_VARS + ("QA_INDEX", "QA_READER", "QA_READER_MODEL", "QA_READER_BACKEND", "QA_ENCODER")
 
 
 # ======================================================================= pure helpers
@@ -444,6 +445,7 @@ def bench_cold(runs: int, question: str) -> dict:
             "python -c 'import numpy'": [sys.executable, "-c", "import numpy"],
             "qa ask (default)": qa_command() + ["ask", question],
             "qa ask (typed reader)": qa_command() + ["ask", question],
+            "qa ask (torch reader)": qa_command() + ["ask", question],
             "qa ask (OMP passive)": qa_command() + ["ask", question],
         }
         envs = {name: base_env(next((e for v, e in VARIANTS.items() if f"({v})" in name), {}), home)
@@ -469,7 +471,7 @@ def bench_cold(runs: int, question: str) -> dict:
             s["wall_vs_numpy"] = ratio(s["wall_s"], base["wall_s"])
             s["rss_vs_numpy"] = ratio(s["rss_mb"], base["rss_mb"])
         log("cold: where the time goes (fresh processes)")
-        labels = ["default", "typed reader", "OMP passive"]
+        labels = ["default", "typed reader", "torch reader", "OMP passive"]
         parts: dict[str, list] = {v: [] for v in labels}
         for _ in range(max(1, runs // 2 + 1)):
             for v in labels:
@@ -822,7 +824,9 @@ def summary_rows(results: dict) -> list[list]:
     if sc:
         ch = sc["choice"]
         rows.append(["HNSW switch point", "recall@10 ≥ 0.95", f"{ch['suggested_threshold']:,} vectors",
-                     "–", f"efSearch {ch['ef_search']}; flat crosses {ch['budget_ms']:.2f} ms at "
+                     "–", "smallest efSearch with recall@10 ≥ 0.95 by size: " + ", ".join(
+                         f"{int(n):,}: {e}" for n, e in (ch.get("ef_search_by_size") or {}).items())
+                     + f"; flat crosses {ch['budget_ms']:.2f} ms at "
                           f"{ch['crossing_n']:,.0f}"])
     return rows
 
@@ -925,7 +929,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown sections: {', '.join(sorted(unknown))}")
     rounds = args.rounds or (1 if args.quick else 2)
     variants = args.variants.split(",") if args.variants else (
-        ["default", "typed reader"] if args.quick else ["default", "typed reader", "OMP passive"])
+        ["default", "typed reader"] if args.quick else ["default", "typed reader", "torch reader", "OMP passive"])
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         ap.error(f"unknown variants: {', '.join(sorted(unknown))} (choose from {', '.join(VARIANTS)})")
@@ -954,7 +958,7 @@ def main(argv: list[str] | None = None) -> int:
     if "cold" in sections:
         guarded("cold", lambda: bench_cold(args.cold_runs or (2 if args.quick else 5), questions[0]))
     # the reader does not take part in encoding; one thread is not how anyone builds an index
-    build_variants = [v for v in variants if v not in ("1 thread", "typed reader")] or ["default"]
+    build_variants = [v for v in variants if v not in ("1 thread", "typed reader", "torch reader")] or ["default"]
     if "build" in sections:
         from qa.ingest.seeds import load_seeds
         texts = spread_sample(index_texts(load_seeds()), 64 if args.quick else args.build_texts)

@@ -234,6 +234,10 @@ class OnnxSpanModel:
         so.intra_op_num_threads = threads or max(1, min(os.cpu_count() or 1, 8))
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
+        if os.environ.get("QA_ORT_SPIN", "0") != "1":
+            # no busy-waiting between runs: on 2 shared cores spinning threads starve the
+            # encoder and other processes (measured: see docs/performance.md)
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(model_dir / ONNX_FILE), so, providers=["CPUExecutionProvider"])
         except Exception as exc:          # noqa: BLE001 - onnxruntime raises its own exception types
