@@ -217,3 +217,16 @@ def test_combined_reader_lets_the_neural_span_lead_on_open_questions(reader):
     assert combined.mode_for(amount.kind) == "support"
     best = CombinedReader(neural=_Stub("151.2")).read(amount, index.hits, index, np.zeros(4, dtype=np.float32))[0]
     assert best.text == "151.2亿元"
+
+
+def test_a_damaged_onnx_model_is_a_clear_model_error(tmp_path):
+    if "onnx" not in available_backends():
+        pytest.skip("onnxruntime or model.onnx missing")
+    import shutil
+    from qa.errors import ModelError
+    from qa.read.transformers_reader import TransformersReader
+    for name in ("tokenizer.json", "qa-reader.json"):
+        shutil.copy(SHIPPED_DIR / name, tmp_path / name)
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07not a model" * 100)
+    with pytest.raises(ModelError, match="cannot load the reader model"):
+        TransformersReader(model_dir=tmp_path, backend="onnx")
