@@ -230,3 +230,29 @@ def test_a_damaged_onnx_model_is_a_clear_model_error(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"\x08\x07not a model" * 100)
     with pytest.raises(ModelError, match="cannot load the reader model"):
         TransformersReader(model_dir=tmp_path, backend="onnx")
+
+
+def test_when_both_readers_agree_on_the_best_span_the_answer_is_confident(reader):
+    """A date question: the neural reader finds 1999年 with little confidence, the typed reader
+    finds the same span with much; their agreement (the support rule's score) carries the answer
+    over the threshold. The ranking is the neural reader's either way."""
+    from qa.read.combined import CombinedReader
+    from qa.types import Candidate
+
+    class _Weak:
+        threshold = reader.threshold
+
+        def read(self, info, hits, index, qv, idf=None):
+            doc = index.documents["d1"].text
+            s = doc.index("1999年")
+            return [Candidate("d1", s, s + 5, doc[s:s + 5], 0.3, "neural", 0, len(doc), hits[0])]
+
+    index = _Index(PARAGRAPH)
+    info = analyze_question("新和成成立于哪一年?")
+    assert info.kind == "date"
+    unconfirmed = CombinedReader(neural=_Weak(), confirm_top=False)
+    confirmed = CombinedReader(neural=_Weak())
+    weak = unconfirmed.read(info, index.hits, index, np.zeros(4, dtype=np.float32))[0]
+    best = confirmed.read(info, index.hits, index, np.zeros(4, dtype=np.float32))[0]
+    assert weak.text == best.text == "1999年"
+    assert weak.score < unconfirmed.threshold <= best.score
