@@ -367,6 +367,15 @@ def scaling(args: dict) -> dict:
         row["numpy_recall"] = _recall(np_search(queries), truth)
         del flat
         gc.collect()
+
+        def measure(index):
+            """recall@10, recall@50 (k = 50) and search time of ``index`` at its current setting."""
+            _, found = index.search(queries, k)
+            _, found50 = index.search(queries, 50)
+            return {"recall": _recall(found, truth), "recall50": _recall(found50, truth50),
+                    "b1_ms": _per_query_ms(lambda q: index.search(q, k), queries[:n_b1]),
+                    "b64_ms": _batch_ms(lambda Q: index.search(Q, k), batch)}
+
         if n <= hnsw_max:
             rss0 = _rss_bytes()
             t0 = time.perf_counter()
@@ -381,12 +390,7 @@ def scaling(args: dict) -> dict:
             row["hnsw"] = {}
             for ef in efs:
                 hnsw.hnsw.efSearch = ef
-                _, found = hnsw.search(queries, k)
-                _, found50 = hnsw.search(queries, 50)
-                row["hnsw"][str(ef)] = {
-                    "recall": _recall(found, truth), "recall50": _recall(found50, truth50),
-                    "b1_ms": _per_query_ms(lambda q: hnsw.search(q, k), queries[:n_b1]),
-                    "b64_ms": _batch_ms(lambda Q: hnsw.search(Q, k), batch)}
+                row["hnsw"][str(ef)] = measure(hnsw)
             del hnsw
             gc.collect()
         if n >= ivf_min:
@@ -405,12 +409,7 @@ def scaling(args: dict) -> dict:
             row["ivf"] = {}
             for nprobe in nprobes:
                 ivf.nprobe = nprobe
-                _, found = ivf.search(queries, k)
-                _, found50 = ivf.search(queries, 50)
-                row["ivf"][str(nprobe)] = {
-                    "recall": _recall(found, truth), "recall50": _recall(found50, truth50),
-                    "b1_ms": _per_query_ms(lambda q: ivf.search(q, k), queries[:n_b1]),
-                    "b64_ms": _batch_ms(lambda Q: ivf.search(Q, k), batch)}
+                row["ivf"][str(nprobe)] = measure(ivf)
             del ivf, quant, train
         del X, np_search
         gc.collect()

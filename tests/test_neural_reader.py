@@ -40,13 +40,26 @@ class _Index:
         import re
         self.documents = {doc_id: Document(doc_id=doc_id, title="t", text=text)}
         self.sentences = []
-        start = 0
         for m in re.finditer(r"[^。！？]*[。！？]|[^。！？]+$", text):
             if m.group().strip():
                 self.sentences.append(Sentence(doc_id, m.start(), m.end()))
         self.doc_sentences = {doc_id: list(range(len(self.sentences)))}
         self.sentence_vectors = np.zeros((len(self.sentences), 4), dtype=np.float32)
         self.hits = [PassageHit(Chunk(0, doc_id, 0, len(text), text), 1.0, 0)]
+
+
+class NeuralStub:
+    """A neural reader that finds one span (``quote`` in document d1) with a fixed score."""
+
+    def __init__(self, quote: str, score: float, threshold: float):
+        self.quote, self.score, self.threshold = quote, score, threshold
+
+    def read(self, info, hits, index, qv, idf=None):
+        from qa.types import Candidate
+        doc = index.documents["d1"].text
+        s = doc.index(self.quote)
+        e = s + len(self.quote)
+        return [Candidate("d1", s, e, doc[s:e], self.score, "neural", 0, len(doc), hits[0])]
 
 
 def test_loads_offline_from_the_shipped_dir(reader):
@@ -104,20 +117,11 @@ def test_strip_span():
 
 def test_combined_reader_attaches_units_to_numbers(reader):
     from qa.read.combined import CombinedReader
-    from qa.types import Candidate
-
-    class _Stub:
-        threshold = reader.threshold
-
-        def read(self, info, hits, index, qv, idf=None):
-            doc = index.documents["d1"].text
-            s = doc.index("151.2")
-            return [Candidate("d1", s, s + 5, doc[s:s + 5], 0.9, "neural", 0, len(doc), hits[0])]
 
     index = _Index(PARAGRAPH)
     info = analyze_question("2023年新和成的营业收入是多少?")
     for mode in ("support", "neural"):
-        combined = CombinedReader(neural=_Stub(), mode=mode)
+        combined = CombinedReader(neural=NeuralStub("151.2", 0.9, reader.threshold), mode=mode)
         best = combined.read(info, index.hits, index, np.zeros(4, dtype=np.float32))[0]
         assert best.text == "151.2亿元", mode
         assert best.text == PARAGRAPH[best.start:best.end]
@@ -191,31 +195,18 @@ def test_combined_reader_lets_the_neural_span_lead_on_open_questions(reader):
     """Place, person, entity and open questions: the neural span leads (typed gap-filling spans
     lose to it); numbers with units keep the typed candidate's full extent."""
     from qa.read.combined import CombinedReader, SUPPORT_KINDS
-    from qa.types import Candidate
-
-    class _Stub:
-        threshold = reader.threshold
-
-        def __init__(self, quote):
-            self.quote = quote
-
-        def read(self, info, hits, index, qv, idf=None):
-            doc = index.documents["d1"].text
-            s = doc.index(self.quote)
-            e = s + len(self.quote)
-            return [Candidate("d1", s, e, doc[s:e], 0.95, "neural", 0, len(doc), hits[0])]
 
     index = _Index(PARAGRAPH)
     place = analyze_question("新和成的总部位于哪里?")
     assert place.kind not in SUPPORT_KINDS
-    combined = CombinedReader(neural=_Stub("浙江省新昌县"))
+    combined = CombinedReader(neural=NeuralStub("浙江省新昌县", 0.95, reader.threshold))
     assert combined.mode_for(place.kind) == "neural"
     best = combined.read(place, index.hits, index, np.zeros(4, dtype=np.float32))[0]
     assert best.text == "浙江省新昌县"
     assert best.score >= combined.threshold
     amount = analyze_question("2023年新和成的营业收入是多少?")
     assert combined.mode_for(amount.kind) == "support"
-    best = CombinedReader(neural=_Stub("151.2")).read(amount, index.hits, index, np.zeros(4, dtype=np.float32))[0]
+    best = CombinedReader(neural=NeuralStub("151.2", 0.95, reader.threshold)).read(amount, index.hits, index, np.zeros(4, dtype=np.float32))[0]
     assert best.text == "151.2亿元"
 
 
@@ -237,22 +228,34 @@ def test_when_both_readers_agree_on_the_best_span_the_answer_is_confident(reader
     finds the same span with much; their agreement (the support rule's score) carries the answer
     over the threshold. The ranking is the neural reader's either way."""
     from qa.read.combined import CombinedReader
-    from qa.types import Candidate
-
-    class _Weak:
-        threshold = reader.threshold
-
-        def read(self, info, hits, index, qv, idf=None):
-            doc = index.documents["d1"].text
-            s = doc.index("1999年")
-            return [Candidate("d1", s, s + 5, doc[s:s + 5], 0.3, "neural", 0, len(doc), hits[0])]
+    weak_neural = NeuralStub("1999年", 0.3, reader.threshold)
 
     index = _Index(PARAGRAPH)
     info = analyze_question("新和成成立于哪一年?")
     assert info.kind == "date"
-    unconfirmed = CombinedReader(neural=_Weak(), confirm_top=False)
-    confirmed = CombinedReader(neural=_Weak())
+    unconfirmed = CombinedReader(neural=weak_neural, confirm_top=False)
+    confirmed = CombinedReader(neural=weak_neural)
     weak = unconfirmed.read(info, index.hits, index, np.zeros(4, dtype=np.float32))[0]
     best = confirmed.read(info, index.hits, index, np.zeros(4, dtype=np.float32))[0]
     assert weak.text == best.text == "1999年"
     assert weak.score < unconfirmed.threshold <= best.score
+
+
+def test_training_writes_a_model_directory_that_loads_and_can_be_rewritten(tmp_path):
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from qa.read.train import save_model_dir
+    base = tmp_path / "base"
+    base.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (base / name).write_text("{}", encoding="utf-8")
+    config = transformers.BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=64)
+    model = transformers.BertForQuestionAnswering(config)
+    out = tmp_path / "final"
+    for _ in range(2):                     # the second write replaces the first
+        assert save_model_dir(model, base, out) == out
+    assert {"config.json", "tokenizer.json", "special_tokens_map.json"} <= {p.name for p in out.iterdir()}
+    assert not (tmp_path / "final.tmp").exists()
+    again = transformers.AutoModelForQuestionAnswering.from_pretrained(str(out), local_files_only=True)
+    assert again.config.num_hidden_layers == 1

@@ -151,7 +151,6 @@ def quantize_state(state: dict) -> dict:
 
 
 def dequantize_state(tensors: dict) -> dict:
-    import torch
     out = {}
     for k, v in tensors.items():
         if k.endswith(".q8"):
@@ -176,7 +175,6 @@ def load_tokenizer(model_dir: str | Path):
 
 def load_model(model_dir: str | Path):
     """A ``BertForQuestionAnswering`` from an exported (int8) or a plain transformers directory."""
-    import torch
     from transformers import BertConfig, BertForQuestionAnswering
     d = Path(model_dir)
     if not (d / META_FILE).exists():

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import random
 import sys
@@ -237,7 +236,6 @@ def _trainable_state(model) -> dict:
 
 def checkpoint_to_dir(ckpt: Path, out: Path, base: Path | None = None) -> Path:
     """Write a transformers directory from a training checkpoint (to export or test a model mid-run)."""
-    import shutil
     import torch
     if base is None:
         from embeddings.e5_convert import build_model_dir
@@ -248,6 +246,12 @@ def checkpoint_to_dir(ckpt: Path, out: Path, base: Path | None = None) -> Path:
     model.bert.encoder.layer = model.bert.encoder.layer[:layers]
     model.config.num_hidden_layers = layers
     model.load_state_dict(state, strict=False)
+    return save_model_dir(model, base, out)
+
+
+def save_model_dir(model, base, out: Path) -> Path:
+    """Write ``model`` and ``base``'s tokenizer files to ``out`` (beside it first, then swapped in)."""
+    import shutil
     tmp = out.parent / (out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -439,19 +443,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"F1 {r['f1_forced']:.1f}) [{time.time() - t0:.0f} s]")
             t_last = time.time()
 
-    final = out / "final"
-    tmp = out / "final.tmp"
-    if tmp.exists():
-        import shutil
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        import shutil
-        shutil.copy(Path(base) / name, tmp / name)
-    if final.exists():
-        import shutil
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    final = save_model_dir(model, base, out / "final")
     log(f"saved {final}; wall time this run {time.time() - t_start:.0f} s")
     return 0
 

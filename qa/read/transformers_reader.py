@@ -170,6 +170,13 @@ class Windows:
     sequence_ids: list
     sample: list
 
+    def context_mask(self, i: int) -> np.ndarray:
+        """Which of row ``i``'s (padded) token positions are context tokens."""
+        mask = np.zeros(self.input_ids.shape[1], dtype=bool)
+        seq = self.sequence_ids[i]
+        mask[:len(seq)] = [x == 1 for x in seq]
+        return mask
+
 
 class PairTokenizer:
     """The reader's tokenizer (``tokenizer.json``) through the ``tokenizers`` library: question +
@@ -339,7 +346,7 @@ class TransformersReader:
         enc, sl, el = self._run([question] * len(contexts), list(contexts), max_len, stride)
         best: dict[int, list] = {}
         for i, ci in enumerate(enc.sample):
-            ctx = np.array([x == 1 for x in enc.sequence_ids[i]] + [False] * (sl.shape[1] - len(enc.sequence_ids[i])))
+            ctx = enc.context_mask(i)
             spans = top_spans(sl[i], el[i], ctx, self.max_answer_tokens, 1)
             null = float(sl[i][0] + el[i][0])
             offs = enc.offsets[i]
@@ -428,7 +435,7 @@ class TransformersReader:
         for i, wi in enumerate(enc.sample):
             w = wins[wi]
             doc_text = index.documents[w["doc_id"]].text
-            ctx = np.array([x == 1 for x in enc.sequence_ids[i]] + [False] * (sl.shape[1] - len(enc.sequence_ids[i])))
+            ctx = enc.context_mask(i)
             null = float(sl[i][0] + el[i][0])
             offs = enc.offsets[i]
             for sc, s, e in top_spans(sl[i], el[i], ctx, self.max_answer_tokens, self.spans_per_window):

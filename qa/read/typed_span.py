@@ -19,7 +19,6 @@ import math
 import re
 from dataclasses import dataclass
 
-import numpy as np
 
 from qa.normalize import normalize
 from qa.read.candidates import ACCEPTS, extract_candidates
