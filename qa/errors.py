@@ -1,10 +1,11 @@
-"""Errors a user can cause. Each carries a one-line message and an exit code."""
+"""Errors a user can cause. Each carries a one-line message and an exit code.
 
+The base class and :class:`ModelError` come from ``embeddings`` (the layer below), so one
+``except QAError`` catches the encoders' errors too.
+"""
+from embeddings.errors import ModelError, UserFacingError as QAError
 
-class QAError(Exception):
-    """Base class: ``str(err)`` is the message shown to the user."""
-
-    exit_code = 1
+__all__ = ["QAError", "UsageError", "InputError", "IndexError_", "ModelError"]
 
 
 class UsageError(QAError):
@@ -23,9 +24,3 @@ class IndexError_(QAError):
     """A missing, stale or damaged index (exit 4). Message names the fixing command."""
 
     exit_code = 4
-
-
-class ModelError(QAError):
-    """An encoder or reader model that cannot be loaded (exit 5)."""
-
-    exit_code = 5

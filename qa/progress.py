@@ -50,7 +50,7 @@ def eta_seconds(done: int, total: int, elapsed: float) -> float | None:
 
 
 def render_line(done: int, total: int, elapsed: float, documents: int = 0, width: int = 80,
-                unit: str = "passages") -> str:
+                unit: str = "passages", verb: str = "encoding") -> str:
     """One line of the bar, at most ``width`` characters, e.g.
     ``encoding  42% |######.......| 120/287 passages of 3 docs, 12.5/s,  0:13 left``."""
     total = max(int(total), 0)
@@ -61,7 +61,7 @@ def render_line(done: int, total: int, elapsed: float, documents: int = 0, width
     # fixed-width fields: the bar keeps its length from one redraw to the next
     tail = (f" {done:>{len(str(total))}}/{total} {unit}{docs}, {format_rate(rate):>6}, "
             f"{format_duration(eta_seconds(done, total, elapsed)):>5} left")
-    head = f"encoding {int(frac * 100):3d}% "
+    head = f"{verb} {int(frac * 100):3d}% "
     bar_width = width - len(head) - len(tail) - 2
     if bar_width < 5:                              # narrow terminal: no bar, keep the numbers
         return (head + tail.lstrip())[:width]
@@ -69,11 +69,12 @@ def render_line(done: int, total: int, elapsed: float, documents: int = 0, width
     return f"{head}|{FILL * filled}{EMPTY * (bar_width - filled)}|{tail}"
 
 
-def render_done(done: int, elapsed: float, documents: int = 0, unit: str = "passages") -> str:
+def render_done(done: int, elapsed: float, documents: int = 0, unit: str = "passages",
+                verb: str = "encoded") -> str:
     """The line left on the terminal at the end."""
     rate = done / elapsed if elapsed > 0 and done else None
     docs = f" of {documents} doc{'s' if documents != 1 else ''}" if documents else ""
-    return f"encoded {done} {unit}{docs} in {format_duration(elapsed)} ({format_rate(rate)})"
+    return f"{verb} {done} {unit}{docs} in {format_duration(elapsed)} ({format_rate(rate)})"
 
 
 def _columns(stream) -> int:
@@ -87,7 +88,10 @@ def _columns(stream) -> int:
 class TerminalProgress:
     """The bar on ``stream`` (stderr); a no-op unless ``enabled`` (default: ``stream`` is a terminal)."""
 
-    def __init__(self, stream=None, enabled: bool | None = None, clock=time.monotonic):
+    def __init__(self, stream=None, enabled: bool | None = None, clock=time.monotonic,
+                 unit: str = "passages", verbs: tuple[str, str] = ("encoding", "encoded")):
+        """``unit``: what is counted; ``verbs``: what the bar says while running and at the end."""
+        self.unit, self.verbs = unit, verbs
         self.stream = stream if stream is not None else sys.stderr
         if enabled is None:
             try:
@@ -118,7 +122,8 @@ class TerminalProgress:
     def close(self) -> None:
         """Leave a summary line (only if the bar was shown)."""
         if self.enabled and self._drawn:
-            self._write("\r" + render_done(self.done, self.clock() - (self.t0 or self.clock()), self.documents)
+            self._write("\r" + render_done(self.done, self.clock() - (self.t0 or self.clock()), self.documents,
+                                             self.unit, self.verbs[1])
                         .ljust(self._drawn) + "\n")
         self._drawn = 0
 
@@ -129,7 +134,8 @@ class TerminalProgress:
         if not force and now - self._last_draw < MIN_INTERVAL:
             return
         self._last_draw = now
-        line = render_line(self.done, self.total, now - (self.t0 or now), self.documents, _columns(self.stream))
+        line = render_line(self.done, self.total, now - (self.t0 or now), self.documents, _columns(self.stream),
+                           self.unit, self.verbs[0])
         self._write("\r" + line.ljust(self._drawn))
         self._drawn = max(self._drawn, len(line))
 

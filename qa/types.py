@@ -34,12 +34,24 @@ class Document:
 
 
 @dataclass(frozen=True)
-class Sentence:
-    """A sentence of a document: ``[start, end)`` in the document text."""
+class Span:
+    """A half-open ``[start, end)`` range of one document's text."""
 
     doc_id: str
     start: int
     end: int
+
+    def overlaps(self, other: "Span") -> bool:
+        """Whether the two ranges share at least one character of the same document."""
+        return self.doc_id == other.doc_id and self.start < other.end and other.start < self.end
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Sentence(Span):
+    """A sentence of a document, as the index split it."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,25 @@ class Chunk:
 
 
 @dataclass
+class Question:
+    """A question, made once per question (``qa.question.make_question``) and read by every
+    stage: retrieval uses ``normalized`` and ``vector``, the readers what it asks for."""
+
+    text: str                 # as asked, validated
+    normalized: str           # normalize(text): simplified, half-width, lower-case; same length
+    kind: str                 # what it asks for: amount, count, date, person, … (qa.question)
+    script: str               # "simplified" | "traditional": the answer is written in it
+    terms: list[str] = field(default_factory=list)      # content pieces of the question
+    bigrams: list[str] = field(default_factory=list)    # their character bigrams (and ASCII words)
+    years: list[str] = field(default_factory=list)      # four-digit years it names
+    unit: str = ""                                      # measure word after 多少/几, if any
+    plural: bool = False                                # asks for several values (分别, 各)
+    focus: list[str] = field(default_factory=list)      # bigrams of the words just before the wh-word
+    vector: Any = field(default=None, repr=False)       # the query embedding (numpy, unit length)
+    idf: dict[str, float] = field(default_factory=dict, repr=False)  # BM25 idf of each bigram here
+
+
+@dataclass
 class PassageHit:
     """A chunk returned by a retriever with its score and rank (0 = best)."""
 
@@ -69,6 +100,8 @@ class PassageHit:
     rank: int
     dense_score: float | None = None
     sparse_score: float | None = None
+    sentence_ids: list[int] | None = None    # the index's sentences in this chunk (set before reading)
+    sentence_similarity: Any = None          # their cosine similarity to the question (numpy float32)
 
 
 @dataclass
@@ -85,6 +118,10 @@ class Candidate:
     sentence_end: int = 0
     passage: PassageHit | None = None
     features: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def span(self) -> Span:
+        return Span(self.doc_id, self.start, self.end)
 
 
 @dataclass(frozen=True)
@@ -129,6 +166,15 @@ class Answer:
     alternatives: list["Answer"] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)   # milliseconds per stage
     kind: str = ""
+    script: str = "simplified"   # the question's script, which ``text`` is written in
+
+    def __str__(self) -> str:
+        """One line: the answer and where it stands, or that the documents do not say."""
+        if self.no_answer:
+            return self.text
+        c = self.citations[0] if self.citations else None
+        where = f"  《{c.title}》 {c.doc_id} [{c.start}, {c.end})" if c else ""
+        return f"{self.text}  ({self.score:.2f}){where}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +183,7 @@ class Answer:
             "score": round(float(self.score), 4),
             "no_answer": self.no_answer,
             "kind": self.kind,
+            "script": self.script,
             "citations": [c.to_dict() for c in self.citations],
             "alternatives": [a.to_dict() for a in self.alternatives],
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
@@ -146,7 +193,7 @@ class Answer:
     def from_dict(cls, d: dict[str, Any]) -> "Answer":
         return cls(
             question=d["question"], text=d["text"], score=d["score"],
-            no_answer=d["no_answer"], kind=d.get("kind", ""),
+            no_answer=d["no_answer"], kind=d.get("kind", ""), script=d.get("script", "simplified"),
             citations=[Citation.from_dict(c) for c in d.get("citations", [])],
             alternatives=[Answer.from_dict(a) for a in d.get("alternatives", [])],
             timings=d.get("timings", {}),

@@ -68,7 +68,7 @@ def write_corpus(folder: Path, docs: dict[str, str] = TINY_DOCS) -> Path:
 
 
 def _build_index(paths, index_dir: Path, seeds: bool = False, rebuild: bool = False) -> Path:
-    from qa.collection import update_collection
+    from qa.index.collection import update_collection
     update_collection(Path(index_dir), [str(p) for p in paths], rebuild=rebuild, seeds=seeds)
     return Path(index_dir)
 

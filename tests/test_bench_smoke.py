@@ -1,4 +1,4 @@
-"""The benchmark's pure helpers (no timing is asserted anywhere: ``python -m qa.bench`` is run by hand)."""
+"""The benchmark's pure helpers (no timing is asserted anywhere: ``python -m tools.bench.bench`` is run by hand)."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from qa import bench
-from qa.bench_workers import synthetic_vectors
+from tools.bench.workers import synthetic_vectors
 
 
 def test_flop_formula_for_e5_small():
@@ -101,9 +101,9 @@ def test_importtime_parsing():
     err = ("import time: self [us] | cumulative | imported package\n"
            "import time:      5000 |       9000 |   numpy._core\n"
            "import time:      4000 |       4000 | numpy\n"
-           "import time:     99000 |     120000 |     qa.normalize\n")
+           "import time:     99000 |     120000 |     qa.text.normalize\n")
     assert bench.importtime_by_package(err) == [("qa", 99.0), ("numpy", 9.0)]
-    assert bench.importtime_top_modules(err, 1) == [("qa.normalize", 99.0)]
+    assert bench.importtime_top_modules(err, 1) == [("qa.text.normalize", 99.0)]
 
 
 def test_spread_sample():

@@ -1,4 +1,4 @@
-from qa.normalize import normalize
+from qa.text.normalize import normalize
 from qa.read.candidates import extract_candidates
 
 

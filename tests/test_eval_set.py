@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.chunking import is_furniture_line
+from qa.text.chunking import is_furniture_line
 from qa.evaluation.metrics import normalize_answer, score
-from qa.normalize import to_simplified
+from qa.text.normalize import to_simplified
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_FILE = ROOT / "eval" / "seed_questions.jsonl"

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.pipeline import answer, refresh_pipeline  # (qa before embeddings: the import order they need)
-from embeddings.store import load_index  # noqa: I001
+from qa.api import answer, refresh_pipeline  # (qa before embeddings: the import order they need)
+from qa.index.store import load_index  # noqa: I001
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -305,7 +305,7 @@ class Recorder:
 
 
 def test_index_documents_tells_the_progress_callback_the_total_first(tmp_path):
-    from qa.indexing import index_documents
+    from qa.index.build import index_documents
     from qa.types import Document
     docs = [Document(f"d{i}", f"标题{i}", f"第{i}篇文档。" + "这是一句话。" * (i + 1) + "\n" + "又一句话。" * 3)
             for i in range(3)]

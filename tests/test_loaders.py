@@ -117,7 +117,7 @@ def test_gb_and_big5_are_told_apart_on_many_short_snippets():
     """Random 3–40 character snippets of real text: GBK and Big5 must both decode back."""
     import random
 
-    from qa.normalize import to_traditional
+    from qa.text.normalize import to_traditional
 
     seeds = Path(__file__).resolve().parents[1] / "seeds"
     corpus = "".join(p.read_text(encoding="utf-8") for p in sorted(seeds.glob("*.txt"))).replace("\n", "")

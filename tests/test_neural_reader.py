@@ -1,4 +1,4 @@
-"""The shipped neural reader (qa/read/model/): offline load, answers, exact offsets,
+"""The shipped neural reader (qa/read/neural/model/): offline load, answers, exact offsets,
 pruned tokenizer, and the combined reader's units-on-numbers rule."""
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from qa.read.transformers_reader import (SHIPPED_DIR, available_backends, shipped_model_present,  # noqa: E402
-                                         strip_span)
+from qa.paths import READER_MODEL_DIR as SHIPPED_DIR  # noqa: E402
+from qa.read.neural.backends import available_backends, shipped_model_present  # noqa: E402
+from qa.read.neural.spans import strip_span  # noqa: E402
 
 if not shipped_model_present():
-    pytest.skip(f"no shipped reader model in {SHIPPED_DIR} (run qa train-reader, then python -m qa.read.export)",
+    pytest.skip(f"no shipped reader model in {SHIPPED_DIR} (python -m tools.reader.train, then python -m tools.reader.export)",
                 allow_module_level=True)
 if not available_backends():
     pytest.skip("the neural reader needs onnxruntime + tokenizers (or torch + transformers)", allow_module_level=True)
 
-from qa.read.question import analyze_question  # noqa: E402
+from qa.index.store import IndexData  # noqa: E402
+from qa.pipeline import score_sentences  # noqa: E402
+from qa.question import analyze_question  # noqa: E402
 from qa.types import Chunk, Document, PassageHit, Sentence  # noqa: E402
 
 PARAGRAPH = ("浙江新和成股份有限公司成立于1999年，总部位于浙江省新昌县。"
@@ -29,23 +32,35 @@ PARAGRAPH = ("浙江新和成股份有限公司成立于1999年，总部位于�
 
 @pytest.fixture(scope="module")
 def reader():
-    from qa.read.transformers_reader import TransformersReader
+    from qa.read.neural.reader import TransformersReader
     return TransformersReader()
 
 
-class _Index:
-    """The few index fields the readers use, over one document."""
+def _Index(text: str, doc_id: str = "d1", sentence_ends: str = "。！？") -> IndexData:
+    """An in-memory index of one document (one chunk, sentences split at ``sentence_ends``),
+    with ``.hits``: that chunk as the one retrieved passage."""
+    import re
+    sentences = [Sentence(doc_id, m.start(), m.end())
+                 for m in re.finditer(f"[^{sentence_ends}]*[{sentence_ends}]|[^{sentence_ends}]+$", text)
+                 if m.group().strip()]
+    index = IndexData(manifest={}, documents={doc_id: Document(doc_id=doc_id, title="t", text=text)},
+                      chunks=[Chunk(0, doc_id, 0, len(text), text)], sentences=sentences, chunk_index=None,
+                      sentence_vectors=np.zeros((len(sentences), 4), dtype=np.float32))
+    index.hits = [PassageHit(index.chunks[0], 1.0, 0)]
+    return index
 
-    def __init__(self, text: str, doc_id: str = "d1"):
-        import re
-        self.documents = {doc_id: Document(doc_id=doc_id, title="t", text=text)}
-        self.sentences = []
-        for m in re.finditer(r"[^。！？]*[。！？]|[^。！？]+$", text):
-            if m.group().strip():
-                self.sentences.append(Sentence(doc_id, m.start(), m.end()))
-        self.doc_sentences = {doc_id: list(range(len(self.sentences)))}
-        self.sentence_vectors = np.zeros((len(self.sentences), 4), dtype=np.float32)
-        self.hits = [PassageHit(Chunk(0, doc_id, 0, len(text), text), 1.0, 0)]
+
+def _question(text: str):
+    """The question as the pipeline makes it (a zero vector: these tests use no encoder)."""
+    q = analyze_question(text)
+    q.vector = np.zeros(4, dtype=np.float32)
+    return q
+
+
+def _read(reader, question, index):
+    hits = [PassageHit(h.chunk, h.score, h.rank) for h in index.hits]
+    score_sentences(index, question, hits)
+    return reader.read(question, hits, index)
 
 
 class NeuralStub:
@@ -54,7 +69,7 @@ class NeuralStub:
     def __init__(self, quote: str, score: float, threshold: float):
         self.quote, self.score, self.threshold = quote, score, threshold
 
-    def read(self, info, hits, index, qv, idf=None):
+    def read(self, question, hits, index):
         from qa.types import Candidate
         doc = index.documents["d1"].text
         s = doc.index(self.quote)
@@ -80,8 +95,8 @@ def test_predict_answers_from_a_paragraph(reader):
 
 def test_read_gives_exact_document_offsets(reader):
     index = _Index(PARAGRAPH)
-    info = analyze_question("2023年新和成的营业收入是多少?")
-    cands = reader.read(info, index.hits, index, np.zeros(4, dtype=np.float32))
+    info = _question("2023年新和成的营业收入是多少?")
+    cands = _read(reader, info, index)
     assert cands
     doc = index.documents["d1"].text
     for c in cands:
@@ -90,6 +105,16 @@ def test_read_gives_exact_document_offsets(reader):
         assert 0.0 <= c.score <= 1.0
         assert c.text.strip() == c.text and c.text
     assert "151.2" in cands[0].text
+
+
+def test_no_answer_span_crosses_a_sentence_the_index_split(reader):
+    """A title line and the sentence under it are two sentences: the span stays inside one."""
+    text = "白沙港口年报\n白沙港2023年完成货物吞吐量1.2亿吨，港长为李明。"
+    index = _Index(text, sentence_ends="\n。")
+    assert len(index.sentences) == 2
+    for c in _read(reader, _question("白沙港的港长是谁?"), index):
+        assert "\n" not in c.text, c.text
+        assert any(s.start <= c.start and c.end <= s.end for s in index.sentences), c.text
 
 
 def test_pruned_tokenizer_round_trips_both_scripts(reader):
@@ -119,10 +144,10 @@ def test_combined_reader_attaches_units_to_numbers(reader):
     from qa.read.combined import CombinedReader
 
     index = _Index(PARAGRAPH)
-    info = analyze_question("2023年新和成的营业收入是多少?")
+    info = _question("2023年新和成的营业收入是多少?")
     for mode in ("support", "neural"):
         combined = CombinedReader(neural=NeuralStub("151.2", 0.9, reader.threshold), mode=mode)
-        best = combined.read(info, index.hits, index, np.zeros(4, dtype=np.float32))[0]
+        best = _read(combined, info, index)[0]
         assert best.text == "151.2亿元", mode
         assert best.text == PARAGRAPH[best.start:best.end]
         assert 0.0 <= best.score <= 1.0
@@ -133,7 +158,7 @@ LONG_CONTEXT = PARAGRAPH * 12          # ~1,000 characters: several overlapping 
 
 def test_windows_match_the_transformers_fast_tokenizer(reader):
     pytest.importorskip("transformers")
-    from qa.read.export import load_tokenizer
+    from tools.reader.export import load_tokenizer
     hf = load_tokenizer(reader.model_dir)
     qs, cs = ["新和成的董事长是谁?", "營業收入是多少?"], [LONG_CONTEXT, PARAGRAPH]
     want = hf(qs, cs, truncation="only_second", max_length=128, stride=32, return_overflowing_tokens=True,
@@ -153,7 +178,7 @@ def test_onnx_and_torch_backends_give_the_same_answers():
     have = available_backends()
     if set(have) != {"onnx", "torch"}:
         pytest.skip(f"needs both backends (have {have})")
-    from qa.read.transformers_reader import TransformersReader
+    from qa.read.neural.reader import TransformersReader
     onnx_reader, torch_reader = TransformersReader(backend="onnx"), TransformersReader(backend="torch", bf16=False)
     questions = ["新和成成立于哪一年?", "新和成的董事长是谁?", "2023年营业收入同比增长多少?", "公司总部在哪里?"]
     for q in questions:
@@ -169,7 +194,7 @@ def test_the_onnx_backend_answers_without_importing_torch():
     import subprocess
     import sys
     code = ("import sys\n"
-            "from qa.read.transformers_reader import TransformersReader\n"
+            "from qa.read.neural.reader import TransformersReader\n"
             f"r = TransformersReader(backend='onnx')\n"
             f"(s, e, span, null), = r.predict('新和成的董事长是谁?', [{PARAGRAPH!r}])\n"
             f"print({PARAGRAPH!r}[s:e])\n"
@@ -183,7 +208,7 @@ def test_the_onnx_backend_answers_without_importing_torch():
 
 def test_an_unknown_or_unavailable_backend_is_a_clear_model_error(monkeypatch):
     from qa.errors import ModelError
-    from qa.read.transformers_reader import TransformersReader
+    from qa.read.neural.reader import TransformersReader
     with pytest.raises(ModelError, match="unknown reader backend"):
         TransformersReader(backend="tensorflow")
     monkeypatch.setenv("QA_READER_BACKEND", "nope")
@@ -197,16 +222,16 @@ def test_combined_reader_lets_the_neural_span_lead_on_open_questions(reader):
     from qa.read.combined import CombinedReader, SUPPORT_KINDS
 
     index = _Index(PARAGRAPH)
-    place = analyze_question("新和成的总部位于哪里?")
+    place = _question("新和成的总部位于哪里?")
     assert place.kind not in SUPPORT_KINDS
     combined = CombinedReader(neural=NeuralStub("浙江省新昌县", 0.95, reader.threshold))
     assert combined.mode_for(place.kind) == "neural"
-    best = combined.read(place, index.hits, index, np.zeros(4, dtype=np.float32))[0]
+    best = _read(combined, place, index)[0]
     assert best.text == "浙江省新昌县"
     assert best.score >= combined.threshold
-    amount = analyze_question("2023年新和成的营业收入是多少?")
+    amount = _question("2023年新和成的营业收入是多少?")
     assert combined.mode_for(amount.kind) == "support"
-    best = CombinedReader(neural=NeuralStub("151.2", 0.95, reader.threshold)).read(amount, index.hits, index, np.zeros(4, dtype=np.float32))[0]
+    best = _read(CombinedReader(neural=NeuralStub("151.2", 0.95, reader.threshold)), amount, index)[0]
     assert best.text == "151.2亿元"
 
 
@@ -215,7 +240,7 @@ def test_a_damaged_onnx_model_is_a_clear_model_error(tmp_path):
         pytest.skip("onnxruntime or model.onnx missing")
     import shutil
     from qa.errors import ModelError
-    from qa.read.transformers_reader import TransformersReader
+    from qa.read.neural.reader import TransformersReader
     for name in ("tokenizer.json", "qa-reader.json"):
         shutil.copy(SHIPPED_DIR / name, tmp_path / name)
     (tmp_path / "model.onnx").write_bytes(b"\x08\x07not a model" * 100)
@@ -231,12 +256,12 @@ def test_when_both_readers_agree_on_the_best_span_the_answer_is_confident(reader
     weak_neural = NeuralStub("1999年", 0.3, reader.threshold)
 
     index = _Index(PARAGRAPH)
-    info = analyze_question("新和成成立于哪一年?")
+    info = _question("新和成成立于哪一年?")
     assert info.kind == "date"
     unconfirmed = CombinedReader(neural=weak_neural, confirm_top=False)
     confirmed = CombinedReader(neural=weak_neural)
-    weak = unconfirmed.read(info, index.hits, index, np.zeros(4, dtype=np.float32))[0]
-    best = confirmed.read(info, index.hits, index, np.zeros(4, dtype=np.float32))[0]
+    weak = _read(unconfirmed, info, index)[0]
+    best = _read(confirmed, info, index)[0]
     assert weak.text == best.text == "1999年"
     assert weak.score < unconfirmed.threshold <= best.score
 
@@ -244,7 +269,7 @@ def test_when_both_readers_agree_on_the_best_span_the_answer_is_confident(reader
 def test_training_writes_a_model_directory_that_loads_and_can_be_rewritten(tmp_path):
     pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    from qa.read.train import save_model_dir
+    from tools.reader.train import save_model_dir
     base = tmp_path / "base"
     base.mkdir()
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):

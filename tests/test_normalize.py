@@ -1,4 +1,4 @@
-from qa.normalize import detect_script, fold_width, in_script, normalize, to_simplified, to_traditional
+from qa.text.normalize import detect_script, fold_width, in_script, normalize, to_simplified, to_traditional
 
 
 def test_traditional_becomes_simplified_with_same_length():

@@ -3,7 +3,7 @@ import pytest
 
 from qa import answer
 from qa.errors import UsageError
-from qa.pipeline import get_pipeline
+from qa.api import get_pipeline
 
 TRADITIONAL_DOC = "000_e0db5ce7d9f92f47.txt"
 

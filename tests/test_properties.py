@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qa import answer
-from qa.chunking import _IMAGE_LINK, ChunkSpec, chunk_sentences, is_furniture_line, split_sentences
+from qa.text.chunking import _IMAGE_LINK, ChunkSpec, chunk_sentences, is_furniture_line, split_sentences
 from qa.errors import UsageError
-from qa.normalize import fold_width, normalize, to_simplified
-from qa.pipeline import get_pipeline
+from qa.text.normalize import fold_width, normalize, to_simplified
+from qa.api import get_pipeline
 
 # Unambiguous traditional → simplified characters (no phrase-dependent readings).
 TRAD = "經濟區發億萬國這體書說時會來們對與開業產總質達縣蓋譽覽電車門問題學習長鐘錢關係氣"

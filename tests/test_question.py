@@ -1,6 +1,6 @@
 import pytest
 
-from qa.read.question import analyze_question
+from qa.question import analyze_question
 
 
 @pytest.mark.parametrize("question, kind", [

@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 
 from embeddings.encoders import get_encoder
-from embeddings.store import FILES, load_index
-from qa.chunking import ChunkSpec
+from qa.index.store import FILES, load_index
+from qa.text.chunking import ChunkSpec
 from qa.cli import main as qa_main
 from qa.errors import IndexError_
-from qa.indexing import check_fresh
+from qa.index.build import check_fresh
 from qa.pipeline import Pipeline
 
 DAMAGES = ("truncate_half", "truncate_empty", "flip_bytes", "delete")
@@ -258,22 +258,22 @@ SEED_QA = ("金沙镇2020年常住人口是多少", "4.2万")
 def default_collection(tmp_path, monkeypatch, tiny_corpus, capsys):
     """A default collection under a private QA_HOME, with one small stand-in 'seed'
     document (encoding the real seeds takes a minute) plus the tiny corpus."""
-    import qa.collection
-    import qa.pipeline
+    import qa.index.collection
+    import qa.paths
     from qa.types import Document
     seeds = [Document(doc_id="seed.txt", title="金沙镇概况", text=SEED_DOC_TEXT)]
-    monkeypatch.setattr(qa.collection, "load_seeds", lambda: list(seeds))
-    monkeypatch.setattr(qa.pipeline, "load_seeds", lambda: list(seeds))
-    monkeypatch.setattr(qa.pipeline, "_PIPELINES", {})
+    import qa.api
+    monkeypatch.setattr(qa.index.collection, "load_seeds", lambda: list(seeds))
+    monkeypatch.setattr(qa.api, "_PIPELINES", {})
     monkeypatch.setenv("QA_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("QA_INDEX", raising=False)
     assert qa_main(["index", str(tiny_corpus), "--quiet"]) == 0, capsys.readouterr().err
-    return qa.pipeline.default_index_dir()
+    return qa.paths.default_index_dir()
 
 
 def _ask_default(capsys, question):
-    import qa.pipeline
-    qa.pipeline._PIPELINES.clear()
+    import qa.api
+    qa.api._PIPELINES.clear()
     capsys.readouterr()
     rc = qa_main(["ask", "--json", question])
     out, err = capsys.readouterr()
@@ -453,8 +453,8 @@ def test_a_reader_racing_a_writer_gets_one_whole_version(kill_setup, monkeypatch
     """A writer swaps in a new version after the reader read the manifest and
     before it read the other files: the reader reads again, it does not call the
     index damaged (nor mix versions)."""
-    import embeddings.store as store
-    from qa.collection import update_collection
+    import qa.index.store as store
+    from qa.index.collection import update_collection
     corpus, index = kill_setup
     real, raced = store.read_manifest, []
 

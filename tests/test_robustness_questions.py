@@ -14,7 +14,8 @@ import pytest
 
 from qa import answer
 from qa.errors import UsageError
-from qa.pipeline import MAX_QUESTION_CHARS, get_pipeline
+from qa.api import get_pipeline
+from qa.question import MAX_QUESTION_CHARS
 from qa.types import Answer
 
 USAGE, ANY = "usage", "any"
@@ -166,7 +167,7 @@ def test_sixteen_threads_get_the_same_answers_as_one(seeds, check_citations):
 
 def test_sixteen_threads_on_a_cold_pipeline(tiny_index, tiny_qa, tiny_pipeline, check_citations):
     """First use from 16 threads at once: the pipeline is loaded once and every answer is right."""
-    from qa import pipeline as pl
+    from qa import api as pl
     with pl._LOCK:
         pl._PIPELINES.pop((str(tiny_index), None, "hybrid", None), None)
     barrier = threading.Barrier(16)

@@ -90,7 +90,7 @@ def test_a_pickled_npy_is_refused_not_run(tiny_index_copy, tmp_path):
     """An .npy swapped for an object (pickle) array is never unpickled."""
     import numpy as np
 
-    from embeddings.store import load_index
+    from qa.index.store import load_index
     from qa.errors import IndexError_
     marker = tmp_path / "ran"
 

@@ -3,6 +3,10 @@ headless Chromium through Playwright. Screenshots go to ``reports/ui/``.
 
 Skips (with the reason) where Gradio, Playwright or a Chromium binary is
 missing; ``bash setup.sh --test`` installs them. The server is always stopped.
+
+Every check waits for what it checks (``expect(locator)…`` and ``wait_for``, with
+generous timeouts): the page renders and answers asynchronously, and a loaded
+machine is slow. No fixed sleeps, and no count read before its elements can be there.
 """
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from ui.app import EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "reports" / "ui"
@@ -53,6 +59,9 @@ def _requirements() -> str | None:
 
 _why = _requirements()
 pytestmark = pytest.mark.skipif(_why is not None, reason=f"browser test skipped: {_why}")
+if _why is None:
+    from playwright.sync_api import expect
+    expect.set_options(timeout=ANSWER_TIMEOUT)   # every expect(...) below waits this long
 
 
 def _free_port() -> int:
@@ -158,32 +167,53 @@ def page(browser, server):
 
 
 def open_page(pg, url):
+    """Open the page and wait until it is whole: question box, conversation, examples."""
     pg.goto(url)
-    pg.wait_for_selector("#qa-question textarea", timeout=60_000)
-    pg.wait_for_selector("#qa-chat .qa-chat", timeout=60_000)
+    pg.wait_for_selector("#qa-question textarea", timeout=ANSWER_TIMEOUT)
+    pg.wait_for_selector("#qa-chat .qa-chat", timeout=ANSWER_TIMEOUT)
+    expect(pg.locator(".qa-example")).to_have_count(len(EXAMPLES))
 
 
 def turns(pg):
     return pg.locator("#qa-chat .qa-turn:not(.qa-turn--pending)")
 
 
-def ask(pg, question: str, how: str = "click"):
-    """Ask through the page; returns the locator of the new answered turn."""
-    n = turns(pg).count()
+def wait_answered(pg, n: int):
+    """Wait until the conversation shows ``n`` answered turns and nothing pending."""
+    expect(turns(pg)).to_have_count(n)
+    expect(pg.locator("#qa-chat .qa-turn--pending")).to_have_count(0)
+
+
+def ask(pg, question: str, how: str = "click", before: int | None = None):
+    """Ask through the page; returns the locator of the new answered turn.
+    ``before``: the answered turns on the page now (default: counted, once the page is idle)."""
+    if before is None:
+        expect(pg.locator("#qa-chat .qa-turn--pending")).to_have_count(0)
+        before = turns(pg).count()
     box = pg.locator("#qa-question textarea")
     box.fill(question)
     if how == "enter":
         box.press("Enter")
     else:
         pg.click("#qa-ask")
-    pg.wait_for_function(
-        "n => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-turn--pending)').length > n",
-        arg=n, timeout=ANSWER_TIMEOUT)
-    return turns(pg).nth(n)
+    wait_answered(pg, before + 1)
+    return turns(pg).nth(before)
+
+
+_SCROLL_STILL = """() => new Promise(done => {
+  let last = null, still = 0;
+  const tick = () => {
+    const now = [window.scrollY, ...Array.from(document.querySelectorAll('.qa-doc-body'), e => e.scrollTop)].join();
+    still = now === last ? still + 1 : 0;
+    last = now;
+    if (still >= 10) done(true); else requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+})"""
 
 
 def shot(pg, name: str, full: bool = True):
-    pg.wait_for_timeout(400)   # let smooth scrolling settle
+    pg.wait_for_function(_SCROLL_STILL, timeout=ANSWER_TIMEOUT)   # smooth scrolling has settled
     # a full-page capture would paint the bottom-stuck question box mid-page: unstick it for the picture
     style = pg.add_style_tag(content="#qa-dock { position: static !important; }") if full else None
     pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)
@@ -193,73 +223,71 @@ def shot(pg, name: str, full: bool = True):
 
 def test_answer_with_its_source_and_the_document_scrolled_to_it(page):
     turn = ask(page, "新材料产业产值是多少", how="enter")
-    assert turn.locator(".qa-bubble").inner_text() == "新材料产业产值是多少"
-    everything = turn.text_content()          # alternatives included, folded or not
-    assert "604.5亿元" in everything
-    assert SOURCE_TITLE in everything
+    expect(turn.locator(".qa-bubble")).to_have_text("新材料产业产值是多少")
+    expect(turn).to_contain_text("604.5亿元", use_inner_text=False)    # alternatives included, folded or not
+    expect(turn).to_contain_text(SOURCE_TITLE, use_inner_text=False)
     answer = turn.locator(".qa-answer")
-    assert answer.get_attribute("data-no-answer") == "false"
-    assert answer.locator(".qa-answer-text").is_visible()
-    assert "置信度" in answer.locator(".qa-score").first.inner_text()
-    assert SOURCE_TITLE in answer.locator(".qa-sources .qa-doc-title").first.inner_text()
+    expect(answer).to_have_attribute("data-no-answer", "false")
+    expect(answer.locator(".qa-answer-text")).to_be_visible()
+    expect(answer.locator(".qa-score").first).to_contain_text("置信度")
+    expect(answer.locator(".qa-sources .qa-doc-title").first).to_contain_text(SOURCE_TITLE)
     # the cited sentence shows the span highlighted
     cite = answer.locator(".qa-sources .qa-cite").first
     quote = cite.locator(".qa-cite-sentence mark.qa-hl").inner_text()
-    assert quote == answer.locator(".qa-answer-text").inner_text()   # simplified document, simplified question
+    expect(answer.locator(".qa-answer-text")).to_have_text(quote)     # simplified document, simplified question
     # the whole document opens scrolled to the highlighted span
     body = cite.locator(".qa-doc-body")
-    assert not body.is_visible()
+    expect(body).to_be_hidden()
     cite.locator("details.qa-doc > summary").click()
-    body.wait_for(state="visible")
-    page.wait_for_timeout(300)
+    expect(body).to_be_visible()
     mark = body.locator("mark.qa-hl")
-    assert mark.inner_text() == quote
-    inside = page.evaluate(
-        """([b, m]) => { const B = b.getBoundingClientRect(), M = m.getBoundingClientRect();
-                          return M.top >= B.top && M.bottom <= B.bottom; }""",
-        [body.element_handle(), mark.element_handle()])
-    assert inside, "the highlighted span is not scrolled into view in the document panel"
+    expect(mark).to_have_text(quote)
+    try:   # the page scrolls the panel when it opens: wait for it
+        page.wait_for_function(
+            """([b, m]) => { const B = b.getBoundingClientRect(), M = m.getBoundingClientRect();
+                              return M.top >= B.top && M.bottom <= B.bottom; }""",
+            arg=[body.element_handle(), mark.element_handle()], timeout=ANSWER_TIMEOUT)
+    except Exception:
+        pytest.fail("the highlighted span is not scrolled into view in the document panel")
     assert len(body.inner_text()) > 1000      # the whole document, not just the sentence
-    # alternatives are folded, apart from the answer
+    # alternatives are folded, apart from the answer (the turn is complete: a count is safe now)
     alts = answer.locator("details.qa-alts")
     if alts.count():
-        assert alts.get_attribute("open") is None
-        assert not alts.locator(".qa-alt-list").is_visible()
+        expect(alts).not_to_have_attribute("open", "")
+        expect(alts.locator(".qa-alt-list")).to_be_hidden()
         alts.locator("> summary").click()
-        assert alts.locator(".qa-alt-list").is_visible()
+        expect(alts.locator(".qa-alt-list")).to_be_visible()
     shot(page, "answer_with_document")
     cite.locator(".qa-doc-body").scroll_into_view_if_needed()
     shot(page, "answer_viewport", full=False)
 
 
 def test_traditional_question_gets_a_traditional_answer(page):
-    from qa.normalize import in_script
+    from qa.text.normalize import in_script
     turn = ask(page, "經開區2019年經濟總量是多少")
     answer = turn.locator(".qa-answer")
-    assert answer.get_attribute("data-no-answer") == "false"
+    expect(answer).to_have_attribute("data-no-answer", "false")
     text = answer.locator(".qa-answer-text").inner_text()
     assert text == in_script(text, "traditional")
-    assert "1350億" in turn.text_content()
-    assert answer.locator(".qa-sources-title").inner_text() == "來源"
+    expect(turn).to_contain_text("1350億", use_inner_text=False)
+    expect(answer.locator(".qa-sources-title")).to_have_text("來源")
     shot(page, "traditional")
 
 
 def test_unanswerable_question_says_not_found_calmly(page):
-    turn = ask(page, "火星上有多少个湖泊?")
+    turn = ask(page, "火星上有多少个湖泊?", before=0)
     answer = turn.locator(".qa-answer")
-    assert answer.get_attribute("data-no-answer") == "true"
-    assert answer.locator(".qa-none-text").inner_text() == NOT_FOUND
-    assert page.locator("#qa-notice .qa-notice").count() == 0     # not an error
+    expect(answer).to_have_attribute("data-no-answer", "true")
+    expect(answer.locator(".qa-none-text")).to_have_text(NOT_FOUND)
+    expect(page.locator("#qa-notice .qa-notice")).to_have_count(0)     # not an error
     # the example the abstain threshold is still being calibrated on: whatever
     # it says, it is shown as an answer or as "not found", never as an error
-    n = turns(page).count()
     page.locator(".qa-example", has_text="上虞区2020年的常住人口是多少?").click()
-    page.wait_for_function(
-        "n => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-turn--pending)').length > n",
-        arg=n, timeout=ANSWER_TIMEOUT)
-    last = turns(page).nth(n)
-    assert last.locator(".qa-bubble").inner_text() == "上虞区2020年的常住人口是多少?"
-    assert last.locator(".qa-answer-text, .qa-none-text").count() == 1
+    wait_answered(page, 2)
+    last = turns(page).nth(1)
+    expect(last.locator(".qa-bubble")).to_have_text("上虞区2020年的常住人口是多少?")
+    expect(last.locator(".qa-answer-text, .qa-none-text")).to_have_count(1)
+    expect(page.locator("#qa-notice .qa-notice")).to_have_count(0)
     shot(page, "not_found")
 
 
@@ -267,37 +295,35 @@ def test_empty_and_too_long_questions_get_a_clear_message(page):
     ask_button = page.locator("#qa-ask")
     ask_button.click()
     notice = page.locator("#qa-notice .qa-notice")
-    notice.wait_for(timeout=ANSWER_TIMEOUT)
-    assert "问题为空" in notice.inner_text()
-    assert turns(page).count() == 0
+    expect(notice).to_contain_text("问题为空")
+    expect(page.locator("#qa-chat .qa-turn")).to_have_count(0)
     shot(page, "empty_question", full=False)
     long_q = "新材料产业产值是多少" * 120
     page.locator("#qa-question textarea").fill(long_q)
     ask_button.click()
-    page.wait_for_function("() => (document.querySelector('#qa-notice .qa-notice') || {}).textContent"
-                           " && document.querySelector('#qa-notice .qa-notice').textContent.includes('问题太长')",
-                           timeout=ANSWER_TIMEOUT)
-    assert turns(page).count() == 0
-    assert page.locator("#qa-question textarea").input_value() == long_q     # kept, to shorten
+    expect(notice).to_contain_text("问题太长")
+    expect(page.locator("#qa-chat .qa-turn")).to_have_count(0)
+    expect(page.locator("#qa-question textarea")).to_have_value(long_q)     # kept, to shorten
     # and the page still works afterwards; the notice goes away
-    turn = ask(page, "新材料产业产值是多少")
-    assert "604.5亿元" in turn.text_content()
-    assert page.locator("#qa-notice .qa-notice").count() == 0
+    turn = ask(page, "新材料产业产值是多少", before=0)
+    expect(turn).to_contain_text("604.5亿元", use_inner_text=False)
+    expect(notice).to_have_count(0)
 
 
 def test_examples_and_clear(page):
-    assert page.locator(".qa-example").count() >= 3
-    page.locator(".qa-example", has_text="新材料产业产值是多少").click()
-    page.wait_for_function("() => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-turn--pending)').length == 1",
-                           timeout=ANSWER_TIMEOUT)
-    assert "604.5亿元" in turns(page).first.text_content()
-    page.locator(".qa-example", has_text="經開區2019年經濟總量是多少").click()
-    page.wait_for_function("() => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-turn--pending)').length == 2",
-                           timeout=ANSWER_TIMEOUT)
+    examples = page.locator(".qa-example")
+    expect(examples).to_have_count(len(EXAMPLES))      # waits for the page to render them
+    expect(examples).to_have_text(EXAMPLES)
+    examples.filter(has_text="新材料产业产值是多少").click()
+    wait_answered(page, 1)
+    expect(turns(page).first).to_contain_text("604.5亿元", use_inner_text=False)
+    examples.filter(has_text="經開區2019年經濟總量是多少").click()
+    wait_answered(page, 2)
+    expect(turns(page).nth(1).locator(".qa-bubble")).to_have_text("經開區2019年經濟總量是多少")
     shot(page, "conversation")
     page.click("#qa-clear")
-    page.wait_for_selector("#qa-chat .qa-empty", timeout=ANSWER_TIMEOUT)
-    assert turns(page).count() == 0
+    expect(page.locator("#qa-chat .qa-empty")).to_be_visible()
+    expect(page.locator("#qa-chat .qa-turn")).to_have_count(0)
 
 
 def test_each_session_keeps_its_own_conversation(browser, server):
@@ -312,13 +338,11 @@ def test_each_session_keeps_its_own_conversation(browser, server):
         for pg in pages:
             pg.click("#qa-ask")
         for pg, q in zip(pages, questions):
-            pg.wait_for_function("() => document.querySelectorAll('#qa-chat .qa-turn:not(.qa-turn--pending)')"
-                                 ".length == 1", timeout=ANSWER_TIMEOUT)
-            bubbles = pg.locator("#qa-chat .qa-bubble").all_inner_texts()
-            assert bubbles == [q]
-        assert "604.5亿元" in pages[0].locator(".qa-turn").text_content()
-        assert "1350億" in pages[1].locator(".qa-turn").text_content()
-        assert pages[2].locator(".qa-answer").get_attribute("data-no-answer") == "true"
+            wait_answered(pg, 1)
+            expect(pg.locator("#qa-chat .qa-bubble")).to_have_text([q])
+        expect(turns(pages[0])).to_contain_text("604.5亿元", use_inner_text=False)
+        expect(turns(pages[1])).to_contain_text("1350億", use_inner_text=False)
+        expect(pages[2].locator(".qa-answer")).to_have_attribute("data-no-answer", "true")
     finally:
         for c in contexts:
             c.close()
@@ -331,16 +355,17 @@ def test_document_html_shows_as_text_and_never_runs(browser, evil_server):
         dialogs: list[str] = []
         pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         open_page(pg, evil_server.url)
-        turn = ask(pg, "测试园区2020年工业总产值是多少")
-        assert "321亿元" in turn.text_content()
+        turn = ask(pg, "测试园区2020年工业总产值是多少", before=0)
+        expect(turn).to_contain_text("321亿元", use_inner_text=False)
         turn.locator(".qa-sources details.qa-doc > summary").first.click()
-        pg.wait_for_timeout(500)
-        assert EVIL in turn.locator(".qa-doc-title").first.inner_text()
-        body = turn.locator(".qa-doc-body").first.inner_text()
-        assert EVIL in body and "<b>不该加粗</b>" in body and "{{value}} ${value}" in body
-        assert pg.locator("#qa-chat img").count() == 0
-        assert pg.locator("#qa-chat script").count() == 0
-        assert pg.locator("#qa-chat b", has_text="不该加粗").count() == 0
+        body = turn.locator(".qa-doc-body").first
+        expect(body).to_be_visible()
+        expect(turn.locator(".qa-doc-title").first).to_contain_text(EVIL)
+        for text in (EVIL, "<b>不该加粗</b>", "{{value}} ${value}"):
+            expect(body).to_contain_text(text)
+        expect(pg.locator("#qa-chat img")).to_have_count(0)
+        expect(pg.locator("#qa-chat script")).to_have_count(0)
+        expect(pg.locator("#qa-chat b", has_text="不该加粗")).to_have_count(0)
         assert dialogs == []
         shot(pg, "escaped_document")
     finally:
@@ -355,7 +380,7 @@ def test_the_page_fetches_nothing_from_outside(browser, server):
         pg.on("request", lambda r: urls.append(r.url))
         open_page(pg, server.url)
         pg.locator(".qa-example").first.click()
-        pg.wait_for_selector("#qa-chat .qa-turn:not(.qa-turn--pending)", timeout=ANSWER_TIMEOUT)
+        wait_answered(pg, 1)
         outside = [u for u in urls if not u.startswith((server.url, "data:", "blob:"))]
         assert urls and outside == []
     finally:

@@ -1,6 +1,6 @@
 """The chat page's HTML, without a browser: highlighting at the citation
 offsets, escaping of document text, the "not found" note, folded alternatives,
-and the two steps of a question (``ui.app.prepare_turn`` / ``answer_turn``)."""
+and the two steps of a question (``ui.chat.prepare_turn`` / ``answer_turn``)."""
 from __future__ import annotations
 
 import html
@@ -214,12 +214,14 @@ def test_traditional_question_gets_traditional_labels():
     text = "國家級開發區實現整合,2019年經濟總量達到1350億,其中規上工業產值1044億。"
     d = make_doc(text, title="深化改革與創新驅動", date=None, source="環球網")
     c = cite(d, "1350億", text)
-    a = Answer(question="經開區2019年經濟總量是多少", text="1350億", score=1.0, no_answer=False, citations=[c])
+    a = Answer(question="經開區2019年經濟總量是多少", text="1350億", score=1.0, no_answer=False, citations=[c],
+               script="traditional")
     t = parse(render.render_answer(a, {d.doc_id: d}))
     assert t.texts["qa-sources-title"] == ["來源"]
     assert t.texts["qa-answer-text"] == ["1350億"]
     assert "qa-doc-date" not in t.texts        # no date: nothing shown for it
-    na = Answer(question="經開區有多少個湖泊", text="文件中沒有找到這個問題的答案。", score=0, no_answer=True)
+    na = Answer(question="經開區有多少個湖泊", text="文件中沒有找到這個問題的答案。", score=0, no_answer=True,
+                script="traditional")
     t = parse(render.render_answer(na))
     assert t.texts["qa-badge"] == ["未找到"]
 
@@ -280,7 +282,7 @@ class FakePipe:
 
 
 def test_prepare_turn_rejects_empty_and_too_long_questions():
-    from ui.app import prepare_turn
+    from ui.chat import prepare_turn
     chat, q, notice = prepare_turn("   ", [])
     assert chat is None and q is None and "问题为空" in notice
     chat, q, notice = prepare_turn("问" * 5000, [])
@@ -291,7 +293,7 @@ def test_prepare_turn_rejects_empty_and_too_long_questions():
 
 
 def test_answer_turn_appends_to_this_session_only(doc, answer):
-    from ui.app import MAX_TURNS, answer_turn
+    from ui.chat import MAX_TURNS, answer_turn
     pipe = FakePipe(doc, answer)
     mine: list[str] = []
     chat, turns, notice = answer_turn(pipe, "新材料产业产值是多少", mine)
@@ -304,7 +306,7 @@ def test_answer_turn_appends_to_this_session_only(doc, answer):
 
 def test_answer_turn_shows_errors_as_a_notice(doc, answer):
     from qa.errors import IndexError_
-    from ui.app import answer_turn
+    from ui.chat import answer_turn
 
     class Broken(FakePipe):
         def answer(self, q):
@@ -316,7 +318,7 @@ def test_answer_turn_shows_errors_as_a_notice(doc, answer):
     assert turns == [] and "qa index --rebuild" in notice and "qa-empty" in chat
     pipe.exc = RuntimeError("boom <x>")
     chat, turns, notice = answer_turn(pipe, "q", [])
-    assert "internal error: RuntimeError" in notice and "<x>" not in notice
+    assert parse(notice).texts["qa-notice"] == ["出错了，请稍后再试（内部错误：RuntimeError）"]   # no "<x>"
 
 
 def test_build_app_queues_several_sessions_at_once(doc, answer):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.pipeline import get_pipeline
-from ui import app
+from qa.api import get_pipeline
+from ui import app, uploads
 
 FACT = "临江新区2023年的注册企业数量为3721家"
 QUESTION = "临江新区2023年的注册企业数量是多少"
@@ -46,22 +46,27 @@ def gbk_file(folder: Path, name: str, extra: str = "") -> Path:
     ("", None), ("noext", None), (".txt", None), ("../", None), ("___.txt", None),
 ])
 def test_safe_filename(given, safe):
-    assert app.safe_filename(given) == safe
+    assert uploads.safe_filename(given) == safe
 
 
 def test_long_names_are_cut_keeping_the_suffix():
-    name = app.safe_filename("很长的文件名" * 40 + ".docx")
-    assert name.endswith(".docx") and len(name.encode("utf-8")) <= app.MAX_NAME_BYTES
+    name = uploads.safe_filename("很长的文件名" * 40 + ".docx")
+    assert name.endswith(".docx") and len(name.encode("utf-8")) <= uploads.MAX_NAME_BYTES
 
 
 def test_collection_folder_names(home, tmp_path):
-    from qa.pipeline import default_index_dir
-    assert app.collection_name(None) == "default"
-    assert app.collection_name(default_index_dir()) == "default"
-    a, b = app.collection_name(tmp_path / "x" / "my index"), app.collection_name(tmp_path / "y" / "my index")
+    from qa.paths import default_index_dir
+    assert uploads.collection_name(None) == "default"
+    assert uploads.collection_name(default_index_dir()) == "default"
+    a, b = uploads.collection_name(tmp_path / "x" / "my index"), uploads.collection_name(tmp_path / "y" / "my index")
     assert a.startswith("my index-") and a != b                        # same name, other folder: apart
-    assert app.collection_name(tmp_path / "..evil").startswith("evil-")
-    assert app.upload_dir(None) == home / "uploads" / "default"
+    assert uploads.collection_name(tmp_path / "..evil").startswith("evil-")
+    assert uploads.upload_dir(None) == home / "uploads" / "default"
+
+
+def test_upload_types_are_the_loaders():
+    from qa.ingest.loaders import SUPPORTED_SUFFIXES
+    assert uploads.UPLOAD_TYPES == list(SUPPORTED_SUFFIXES)
 
 
 def test_save_uploads_stays_inside_the_folder(tmp_path):
@@ -82,13 +87,13 @@ def test_save_uploads_stays_inside_the_folder(tmp_path):
         def __init__(self, path, orig_name):
             self.path, self.orig_name = str(path), orig_name
 
-    saved, skipped = app.save_uploads(
+    saved, skipped = uploads.save_uploads(
         [str(good), hidden, str(exe), FileData(good, "../../../escape.txt"), str(link_src),
          str(good)], dest)
     names = sorted(p.name for p in saved)
     assert names == ["escape.txt", "hidden.txt", "link.txt", "报告 (2).txt", "报告.txt"]
     assert all(p.parent == dest.resolve() for p in saved)
-    assert [n for n, _ in skipped] == ["tool.exe"] and "不支持的文件类型 .exe" in skipped[0][1]
+    assert skipped == [("tool.exe", "不支持的文件类型 .exe（支持：.txt .md .html .htm .pdf .docx）")]
     assert outside.read_text(encoding="utf-8") == "不要改我"              # not written through the link
     assert not (dest / "link.txt").is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gradio", "outside.txt", "uploads"]
@@ -121,9 +126,9 @@ def test_upload_indexes_refreshes_and_the_chat_answers(home, tmp_path, tiny_inde
     exe.write_bytes(b"MZ")
 
     progress = Progress()
-    summary, pipe = app.add_uploads([str(good), str(bad), str(exe)], index, progress)
+    summary, pipe = uploads.add_uploads([str(good), str(bad), str(exe)], index, progress)
 
-    folder = app.upload_dir(index)
+    folder = uploads.upload_dir(index)
     assert folder.parent == home / "uploads"
     assert [p.name for p in folder.iterdir()] == ["临江 报告.txt"]         # the unreadable one is not kept
     assert "已加入 1 个文件" in summary and "临江 报告.txt（新增）" in summary
@@ -149,27 +154,27 @@ def test_upload_indexes_refreshes_and_the_chat_answers(home, tmp_path, tiny_inde
 
     # the same file again, edited: "updated", only its text encoded; unchanged: nothing encoded
     edited = gbk_file(browser / "d", "临江 报告.txt", extra="临江新区的道路总里程为482公里。\r\n")
-    summary, pipe = app.add_uploads([str(edited)], index, Progress())
+    summary, pipe = uploads.add_uploads([str(edited)], index, Progress())
     assert "临江 报告.txt（已更新）" in summary and "更新 1 篇" in summary
     assert pipe.answer("临江新区的道路总里程是多少").text == "482公里"
-    summary, same = app.add_uploads([str(edited)], index, None)
+    summary, same = uploads.add_uploads([str(edited)], index, None)
     assert "（内容未变）" in summary and "编码 0 段文字" in summary
     assert same is None and get_pipeline(index) is pipe               # nothing changed: nothing reloaded
     assert [p.name for p in folder.iterdir()] == ["临江 报告.txt"]
 
 
 def test_nothing_readable_leaves_the_documents_and_the_folder_as_they_were(home, tmp_path, tiny_index_copy):
-    from embeddings.store import load_index
+    from qa.index.store import load_index
     index = str(tiny_index_copy)
     before = load_index(tiny_index_copy).documents
-    summary, pipe = app.add_uploads([], index)
-    assert pipe is None and "没有收到文件" in summary
+    summary, pipe = uploads.add_uploads([], index)
+    assert pipe is None and ">没有收到文件<" in summary
     bad = tmp_path / "empty.txt"
     bad.write_bytes(b"")
-    summary, pipe = app.add_uploads([str(bad)], index)
+    summary, pipe = uploads.add_uploads([str(bad)], index)
     assert pipe is None and "未能加入 1 个文件" in summary and "empty file" in summary
     assert load_index(tiny_index_copy).documents == before
-    assert not list(app.upload_dir(index).iterdir())
+    assert not list(uploads.upload_dir(index).iterdir())
 
 
 def test_the_page_wires_the_upload_to_the_chat(home, tmp_path, tiny_index_copy):
@@ -178,9 +183,9 @@ def test_the_page_wires_the_upload_to_the_chat(home, tmp_path, tiny_index_copy):
     gr = pytest.importorskip("gradio")
     index = str(tiny_index_copy)
     demo = app.build_app(index)
-    uploads = [b for b in demo.blocks.values() if isinstance(b, gr.File)]
-    assert len(uploads) == 1
-    assert uploads[0].file_count == "multiple" and set(uploads[0].file_types) == set(app.UPLOAD_TYPES)
+    controls = [b for b in demo.blocks.values() if isinstance(b, gr.File)]
+    assert len(controls) == 1
+    assert controls[0].file_count == "multiple" and set(controls[0].file_types) == set(uploads.UPLOAD_TYPES)
     fns = {f.fn.__name__: f.fn for f in demo.fns.values() if getattr(f, "fn", None)}
     summary, header, cleared = fns["upload"]([str(gbk_file(tmp_path / "g", "公报.txt"))])
     assert "已加入 1 个文件" in summary and cleared is None

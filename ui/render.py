@@ -15,30 +15,9 @@ from __future__ import annotations
 import html
 from typing import Mapping
 
-from qa.normalize import detect_script, in_script
+from qa.labels import label
+from qa.text.normalize import detect_script
 from qa.types import Answer, Citation, Document
-
-#: Labels, written in simplified script; :func:`label` converts them.
-LABELS = {
-    "answer": "答案",
-    "score": "置信度",
-    "sources": "来源",
-    "sentence": "原句",
-    "view_doc": "查看原文",
-    "view_doc_hint": "展开全文，引文已高亮",
-    "chars": "第 {start}–{end} 字",
-    "alternatives": "其他可能的答案",
-    "not_found": "未找到",
-    "closest": "最接近的内容（置信度不足，仅供参考）",
-    "pending": "正在文档中查找…",
-    "elapsed": "用时 {ms} 毫秒",
-    "omitted_before": "（前文省略 {n} 字）",
-    "omitted_after": "（后文省略 {n} 字）",
-    "doc_missing": "原文不在当前索引中，无法展开。",
-    "empty_title": "在下方输入问题，或点一个示例。",
-    "empty_body": "答案直接取自文档原文，并附上出处：可展开原文，核对引文的上下文。简体、繁體均可提问。",
-    "question": "问题",
-}
 
 #: Cited sentences longer than this are shortened around the answer span in the
 #: source card (the document panel always shows them whole).
@@ -52,11 +31,6 @@ MAX_DOC_CHARS = 40_000
 def esc(text) -> str:
     """``text`` safe to put in HTML content or a quoted attribute."""
     return html.escape("" if text is None else str(text), quote=True)
-
-
-def label(key: str, script: str = "simplified", **fmt) -> str:
-    text = LABELS[key].format(**fmt) if fmt else LABELS[key]
-    return in_script(text, script) if script == "traditional" else text
 
 
 def score_level(score: float) -> str:
@@ -192,7 +166,7 @@ def render_alternatives(alts: list[Answer], documents, script: str, title: str, 
 def render_answer(a: Answer, documents: Mapping[str, Document] | None = None) -> str:
     """One answer block (without the question): the answer, its score, its
     sources, and the alternatives folded; or the calm "not found" note."""
-    script = detect_script(a.question)
+    script = a.script
     if a.no_answer:
         closest = render_alternatives(a.alternatives, documents, script, label("closest", script))
         return ('<div class="qa-answer qa-answer--none" data-no-answer="true">'
@@ -222,7 +196,8 @@ def render_turn(a: Answer, documents: Mapping[str, Document] | None = None) -> s
 
 
 def render_pending(question: str) -> str:
-    """The turn shown while the answer is being looked up."""
+    """The turn shown while the answer is being looked up (not answered yet, so its
+    script is read from the question itself)."""
     script = detect_script(question)
     return (f'<section class="qa-turn qa-turn--pending">{render_question(question)}'
             f'<div class="qa-answer qa-answer--pending"><span class="qa-dots"><i></i><i></i><i></i></span>'
@@ -243,3 +218,29 @@ def render_notice(message: str, kind: str = "warn") -> str:
     if not message:
         return ""
     return f'<div class="qa-notice qa-notice--{esc(kind)}" role="alert">{esc(message)}</div>'
+
+
+def render_header(title: str, n_documents: int) -> str:
+    """The page's title, what it does, and how many documents the collection holds."""
+    return (f'<div class="qa-title">{esc(title)}</div>'
+            '<div class="qa-subtitle">答案直接取自文档原文，每个答案都附出处，可展开原文核对。'
+            f'<span class="qa-collection">{int(n_documents)} 篇文档</span></div>')
+
+
+def render_upload_summary(indexed: list[tuple[str, str]], skipped: list[tuple[str, str]], report) -> str:
+    """What an upload did: ``indexed`` as (file name, what happened to it), the collection
+    as ``report`` (a :class:`~qa.index.build.IndexReport`) left it, and ``skipped`` as
+    (file name, why)."""
+    parts = []
+    if indexed:
+        names = "、".join(f"{name}（{what}）" for name, what in indexed)
+        parts.append(
+            f'<div class="qa-notice qa-upload-ok" role="status">已加入 {len(indexed)} 个文件：{esc(names)}。'
+            f"文档库现有 {report.documents} 篇文档（新增 {len(report.added)} 篇、更新 {len(report.changed)} 篇、"
+            f"删除 {len(report.removed)} 篇）；编码 {report.texts_encoded} 段文字"
+            f"（{report.texts_cached} 段取自缓存），用时 {report.seconds:.1f} 秒。现在可以就这些文件提问。</div>")
+    if skipped:
+        items = "".join(f"<li>{esc(n)}：{esc(r)}</li>" for n, r in skipped)
+        parts.append(f'<div class="qa-notice qa-notice--warn qa-upload-skipped" role="alert">'
+                     f"未能加入 {len(skipped)} 个文件：<ul>{items}</ul></div>")
+    return "".join(parts)

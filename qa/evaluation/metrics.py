@@ -18,7 +18,7 @@ Answer scoring follows the official CMRC 2018 script (``cmrc2018_evaluate.py``):
 Where this departs from the official script, on purpose:
 
 - traditional and simplified script, and full and half width, count as equal
-  (:func:`qa.normalize.normalize` is applied first);
+  (:func:`qa.text.normalize.normalize` is applied first);
 - all Unicode punctuation is dropped, ASCII and Chinese alike (the official list
   misses ASCII ``. , ( )`` and some Chinese marks), except what carries meaning in
   numbers: ``%`` and ``‰`` stay; ``.``, ``/`` and ``:`` stay between two digits
@@ -37,12 +37,12 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from qa.normalize import normalize
+from qa.text.normalize import HAN_ALL, normalize
 
 Span = tuple[str, int, int]
 
 # Han ideographs (BMP, extension A, compatibility, supplementary planes) and 〇.
-_CJK_CLASS = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_CJK_CLASS = HAN_ALL
 _TOKEN = re.compile(
     rf"[{_CJK_CLASS}]"                           # one CJK character
     rf"|(?:(?![{_CJK_CLASS}])[^\W_]|[./:\-])+"   # a run of letters/digits (with 604.5, 1/3, 8000-10000)

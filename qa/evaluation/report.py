@@ -61,9 +61,24 @@ def histogram_svg(values: list[float], title: str, bins: int = 20) -> str:
     return "\n".join(parts)
 
 
+COLUMNS = [("n", "{:.0f}"), ("em", "{:.1f}"), ("f1", "{:.1f}"), ("answerable_em", "{:.1f}"),
+           ("answerable_f1", "{:.1f}"), ("recall@1", "{:.1f}"), ("recall@5", "{:.1f}"), ("mrr", "{:.3f}"),
+           ("citation_acc", "{:.1f}"), ("noans_p", "{:.1f}"), ("noans_r", "{:.1f}"), ("noans_f1", "{:.1f}"),
+           ("p50_ms", "{:.1f}"), ("p95_ms", "{:.1f}")]
+
+
+def table(rows: dict[str, dict], columns=COLUMNS) -> str:
+    cols = [c for c in columns if any(c[0] in r for r in rows.values())]
+    head = "| | " + " | ".join(c for c, _ in cols) + " |"
+    sep = "|---|" + "---:|" * len(cols)
+    lines = [head, sep]
+    for name, r in rows.items():
+        lines.append(f"| {name} | " + " | ".join(fmt.format(r[c]) if c in r else "" for c, fmt in cols) + " |")
+    return "\n".join(lines)
+
+
 def write_report(folder: Path, eval_set: str, summaries: dict) -> Path:
     """Write ``report.md`` and its SVG plots into ``folder``; returns the report path."""
-    from qa.evaluation.run import table
     folder.mkdir(parents=True, exist_ok=True)
     names = list(summaries)
     main = summaries[names[0]]

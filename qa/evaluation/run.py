@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.evaluation import metrics
-from qa.evaluation.report import write_report
+from qa.evaluation.report import table, write_report
+from qa.evaluation.squad import read_squad
+from qa.paths import EVAL_SET
 from qa.types import Document, PassageHit
 
-EVAL_SET = Path(__file__).resolve().parents[2] / "eval" / "seed_questions.jsonl"
 RETRIEVAL_DEPTH = 5
 
 
@@ -92,20 +93,15 @@ def load_eval_set(path: Path) -> list[dict]:
     return rows
 
 
-def evaluate(pipeline, questions: list[dict], name: str, hits_for=None, abstain: bool = True,
-             progress: bool = False) -> Summary:
-    """Run ``questions`` through ``pipeline``; ``hits_for(q)`` overrides retrieval (reader mode)."""
+def evaluate(pipeline, questions: list[dict], name: str, passages_for=None, abstain: bool = True,
+             progress=None) -> Summary:
+    """Run ``questions`` through ``pipeline.run``; ``passages_for(item, question)`` replaces retrieval
+    (reader mode: the gold paragraph). ``progress(n)`` is called after each question."""
     summary = Summary(name)
-    for i, q in enumerate(questions):
-        t0 = time.perf_counter()
-        if hits_for is None:
-            qvec = pipeline.encoder.encode_queries([q["question"]])[0]
-            hits = pipeline.retriever.retrieve(q["question"], RETRIEVAL_DEPTH, qvec)
-        else:
-            qvec = pipeline.encoder.encode_queries([q["question"]])[0]
-            hits = hits_for(q, qvec)
-        a = pipeline.read(q["question"], hits, qvec, abstain=abstain)
-        latency = (time.perf_counter() - t0) * 1e3
+    for q in questions:
+        passages = (lambda question, q=q: passages_for(q, question)) if passages_for else None
+        reading = pipeline.run(q["question"], RETRIEVAL_DEPTH, abstain=abstain, passages=passages)
+        a, hits = reading.answer, reading.hits
         gold = q.get("answers", [])
         gold_no = bool(q.get("no_answer")) or not gold
         pred = "" if a.no_answer else a.text
@@ -116,27 +112,11 @@ def evaluate(pipeline, questions: list[dict], name: str, hits_for=None, abstain:
         cit_ok = (metrics.citation_correct(cit.doc_id, cit.start, cit.end, spans) if cit and spans else
                   (None if gold_no else False))
         summary.outcomes.append(Outcome(q["id"], q["question"], q.get("kind", "squad"), q.get("tags", []), gold,
-                                        gold_no, pred, a.no_answer, em, f1, rank, cit_ok, latency,
+                                        gold_no, pred, a.no_answer, em, f1, rank, cit_ok, a.timings["total_ms"],
                                         cit.to_dict() if cit else None))
-        if progress and (i + 1) % 200 == 0:
-            print(f"  {name}: {i + 1}/{len(questions)}", file=sys.stderr)
+        if progress:
+            progress(1)
     return summary
-
-
-COLUMNS = [("n", "{:.0f}"), ("em", "{:.1f}"), ("f1", "{:.1f}"), ("answerable_em", "{:.1f}"),
-           ("answerable_f1", "{:.1f}"), ("recall@1", "{:.1f}"), ("recall@5", "{:.1f}"), ("mrr", "{:.3f}"),
-           ("citation_acc", "{:.1f}"), ("noans_p", "{:.1f}"), ("noans_r", "{:.1f}"), ("noans_f1", "{:.1f}"),
-           ("p50_ms", "{:.1f}"), ("p95_ms", "{:.1f}")]
-
-
-def table(rows: dict[str, dict], columns=COLUMNS) -> str:
-    cols = [c for c in columns if any(c[0] in r for r in rows.values())]
-    head = "| | " + " | ".join(c for c, _ in cols) + " |"
-    sep = "|---|" + "---:|" * len(cols)
-    lines = [head, sep]
-    for name, r in rows.items():
-        lines.append(f"| {name} | " + " | ".join(fmt.format(r[c]) if c in r else "" for c, fmt in cols) + " |")
-    return "\n".join(lines)
 
 
 def run_seed_eval(args) -> dict:
@@ -148,45 +128,57 @@ def run_seed_eval(args) -> dict:
     if args.reader:
         from qa.read.base import make_reader
         reader = make_reader(args.reader)
-    configs = ["hybrid", "bm25", "dense"]
+    configs = ["hybrid", "bm25", "dense"] if args.baselines else ["hybrid"]
     summaries = {}
     base = Pipeline.load(retriever="hybrid", reader=reader)
-    for name in configs:
-        pipe = base if name == "hybrid" else Pipeline(base.index, base.encoder, name, base.reader, base.index_dir)
-        pipe.answer("预热")  # first call warms caches; not timed
-        summaries[name] = evaluate(pipe, questions, name)
+    with progress_bar(len(questions) * len(configs), "questions") as bar:
+        for name in configs:
+            pipe = base if name == "hybrid" else Pipeline(base.index, base.encoder, name, base.reader, base.index_dir)
+            pipe.answer("预热")  # first call warms caches; not timed
+            summaries[name] = evaluate(pipe, questions, name, progress=bar)
     return {"set": str(args.questions or EVAL_SET), "summaries": summaries}
+
+
+def progress_bar(total: int, unit: str):
+    """A progress bar on stderr when it is a terminal (nothing otherwise), as a context manager."""
+    import contextlib
+
+    from qa.progress import TerminalProgress
+    bar = TerminalProgress(sys.stderr, unit=unit, verbs=("answering", "answered"))
+    bar.start(total, 0)
+
+    @contextlib.contextmanager
+    def running():
+        try:
+            yield bar
+        finally:
+            bar.close()
+    return running()
 
 
 def squad_documents(path: Path) -> tuple[list[Document], list[dict]]:
     """Paragraphs of a SQuAD-format file as documents, and its questions with gold spans."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    docs, questions = [], []
-    for a_i, article in enumerate(data["data"]):
-        title = article.get("title", "")
-        for p_i, para in enumerate(article["paragraphs"]):
-            doc_id = f"{a_i:04d}-{p_i:03d}"
-            context = para["context"]
-            docs.append(Document(doc_id=doc_id, title=title or doc_id, text=context, source=str(path)))
-            for qa_ in para["qas"]:
-                if qa_.get("is_impossible"):
-                    answers = []
-                else:
-                    answers = [{"text": a["text"], "doc_id": doc_id, "start": a["answer_start"],
-                                "end": a["answer_start"] + len(a["text"])} for a in qa_["answers"]]
-                    # a few CMRC answers have answer_start -1 or a stale offset: score on text alone
-                    for a in answers:
-                        if a["start"] < 0 or context[a["start"]:a["end"]] != a["text"]:
-                            a["start"] = -1
-                questions.append({"id": qa_["id"], "question": qa_["question"], "answers": answers,
-                                  "no_answer": not answers, "doc_id": doc_id, "kind": "squad"})
+    paragraphs, records = read_squad(path, locate=False)
+    docs = [Document(doc_id=p["doc_id"], title=p["title"] or p["doc_id"], text=p["context"], source=str(path))
+            for p in paragraphs]
+    questions = []
+    for r in records:
+        answers = [] if r["impossible"] else [
+            {"text": a["text"], "doc_id": r["doc_id"], "start": a["answer_start"],
+             "end": a["answer_start"] + len(a["text"])} for a in r["answers"]]
+        # a few CMRC answers have answer_start -1 or a stale offset: score on text alone
+        for a in answers:
+            if a["start"] < 0 or r["context"][a["start"]:a["end"]] != a["text"]:
+                a["start"] = -1
+        questions.append({"id": r["id"], "question": r["question"], "answers": answers,
+                          "no_answer": not answers, "doc_id": r["doc_id"], "kind": "squad"})
     return docs, questions
 
 
 def squad_index(path: Path, encoder) -> Path:
     """Index a SQuAD file's paragraphs once, cached under $QA_HOME/eval/."""
-    from qa.indexing import index_documents
-    from qa.pipeline import qa_home
+    from qa.index.build import index_documents
+    from qa.paths import qa_home
     digest = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
     index_dir = qa_home() / "eval" / f"{path.stem}-{digest}"
     docs, _ = squad_documents(path)
@@ -220,16 +212,17 @@ def run_squad_eval(args) -> dict:
     for c in pipe.index.chunks:
         chunks_of[c.doc_id].append(c)
 
-    def gold_paragraph(q, qvec):
+    def gold_paragraph(q, question):
         chunks = chunks_of[q["doc_id"]]
         vecs = [pipe.index.chunk_index.reconstruct(c.chunk_id) for c in chunks]
-        order = sorted(range(len(chunks)), key=lambda i: -float(vecs[i] @ qvec))
-        return [PassageHit(chunks[i], float(vecs[i] @ qvec), r) for r, i in enumerate(order)]
+        order = sorted(range(len(chunks)), key=lambda i: -float(vecs[i] @ question.vector))
+        return [PassageHit(chunks[i], float(vecs[i] @ question.vector), r) for r, i in enumerate(order)]
 
     t0 = time.perf_counter()
     name = f"{path.stem} {args.mode}"
-    summary = evaluate(pipe, questions, name, gold_paragraph if args.mode == "reader" else None,
-                       abstain=abstain, progress=True)
+    with progress_bar(len(questions), "questions") as bar:
+        summary = evaluate(pipe, questions, name, gold_paragraph if args.mode == "reader" else None,
+                           abstain=abstain, progress=bar)
     return {"set": str(path), "mode": args.mode, "index_seconds": index_seconds,
             "eval_seconds": time.perf_counter() - t0, "summaries": {name: summary}}
 

@@ -385,7 +385,7 @@ def _char_tables() -> tuple[frozenset, frozenset]:
                 pass
     top = set(_TOP_CHARS)
     try:
-        from qa.normalize import to_traditional
+        from qa.text.normalize import to_traditional
         top |= {c for c in to_traditional(_TOP_CHARS) if c.strip()}
     except Exception:   # noqa: BLE001 — OpenCC missing: simplified list alone
         pass
@@ -416,7 +416,7 @@ def _char_weight(ch: str, top: frozenset, common: frozenset) -> float:
 def _script_of(ch: str) -> int:
     """+1 traditional-only, −1 simplified-only, 0 either/neither (per OpenCC)."""
     try:
-        from qa.normalize import to_simplified, to_traditional
+        from qa.text.normalize import to_simplified, to_traditional
     except Exception:   # noqa: BLE001
         return 0
     if to_simplified(ch) != ch:

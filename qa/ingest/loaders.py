@@ -30,7 +30,7 @@ from pathlib import Path
 
 from qa.errors import InputError
 from qa.ingest.encoding import decode_bytes, decode_text
-from qa.normalize import detect_script
+from qa.text.normalize import detect_script
 from qa.types import Document
 
 __all__ = ["SUPPORTED_SUFFIXES", "MAX_FILE_BYTES", "LoadReport", "read_document", "load_paths",

@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from qa.paths import SEEDS_DIR
 from qa.types import Document
-
-SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
 
 
 def load_seeds(seeds_dir: Path = SEEDS_DIR) -> list[Document]:

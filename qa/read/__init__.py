@@ -1,5 +1,4 @@
 """Stage 7: readers turn retrieved passages into scored answer spans."""
-from qa.read.base import Reader, make_reader, READERS
-from qa.read.question import QuestionInfo, analyze_question
+from qa.read.base import READERS, Reader, make_reader
 
-__all__ = ["Reader", "make_reader", "READERS", "QuestionInfo", "analyze_question"]
+__all__ = ["Reader", "make_reader", "READERS"]

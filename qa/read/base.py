@@ -1,19 +1,18 @@
 """The reader interface: every reader returns scored candidate spans.
 
-``reader.read(question, hits, index, question_vector, idf) -> list[Candidate]``,
-best first, with ``Candidate.score`` in [0, 1] comparable to the pipeline's
-abstain threshold (``reader.threshold``).
+``reader.read(question, hits, index) -> list[Candidate]``, best first, with
+``Candidate.score`` in [0, 1] comparable to the pipeline's abstain threshold
+(``reader.threshold``). ``question`` is the one :class:`~qa.types.Question` of this
+question (its vector and term weights included); each hit carries its sentences and
+their similarity to the question; ``index`` gives document and normalised text.
 """
 from __future__ import annotations
 
 import os
 from typing import Protocol
 
-import numpy as np
-
 from qa.errors import UsageError
-from qa.read.question import QuestionInfo
-from qa.types import Candidate, PassageHit
+from qa.types import Candidate, PassageHit, Question
 
 READERS = ("typed", "transformers", "combined")
 
@@ -22,15 +21,14 @@ class Reader(Protocol):
     name: str
     threshold: float
 
-    def read(self, question: QuestionInfo, hits: list[PassageHit], index, question_vector: np.ndarray,
-             idf=None) -> list[Candidate]: ...
+    def read(self, question: Question, hits: list[PassageHit], index) -> list[Candidate]: ...
 
 
 def make_reader(kind: str | None = None, model_dir: str | None = None) -> Reader:
-    """``combined`` (default when torch and the shipped model are there: the trained
-    neural reader checked by the typed-span reader), ``typed`` (default otherwise),
+    """``combined`` (default when the shipped model and a backend to run it are there: the
+    trained neural reader checked by the typed-span reader), ``typed`` (default otherwise),
     or ``transformers`` (the neural reader alone, or any local QA model directory)."""
-    from qa.read.transformers_reader import default_reader_kind   # imports no torch
+    from qa.read.neural.reader import default_reader_kind   # imports no torch
     kind = kind or os.environ.get("QA_READER") or default_reader_kind()
     if kind == "typed":
         from qa.read.typed_span import TypedSpanReader
@@ -39,6 +37,6 @@ def make_reader(kind: str | None = None, model_dir: str | None = None) -> Reader
         from qa.read.combined import CombinedReader
         return CombinedReader(model_dir or os.environ.get("QA_READER_MODEL", ""))
     if kind == "transformers":
-        from qa.read.transformers_reader import TransformersReader
+        from qa.read.neural.reader import TransformersReader
         return TransformersReader(model_dir or os.environ.get("QA_READER_MODEL", ""))
     raise UsageError(f"unknown reader {kind!r}; choose one of: {', '.join(READERS)}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from qa.text.normalize import HAN
+
 _NUM = r"(?:\d+(?:[.,]\d+)*|[零〇一二两三四五六七八九十百千]+)"
 _RANGE = rf"{_NUM}(?:\s*[-~～至到]\s*{_NUM})?"
 _MAG = r"(?:[十百千万亿]|万亿|千万|百万)?"
@@ -31,17 +33,17 @@ DATE = re.compile(
     r"\"?[十一二三四五]+五\"?(?:时期|期间|期末|以来|规划)?|今年|去年|明年|近年来|近几年|目前)")
 # Roles that precede a person's name (职务 + 姓名), and verbs of speech after a name.
 _ROLE = (r"(?:副?主任|副?书记|副?局长|副?区长|副?市长|副?县长|副?省长|董事长|总经理|副?总裁|负责人|记者|秘书长|"
-         r"执行副?院长|副?会长|副?理事长|党委书记|博士|总工程师|首席[\u4e00-\u9fff]{2,3}|"
+         rf"执行副?院长|副?会长|副?理事长|党委书记|博士|总工程师|首席[{HAN}]{{2,3}}|"
          r"院长|副?院长|教授|院士|专家|委员|副?部长|处长|科长|主席|总监|创始人|经理|厂长|所长|校长|干部)")
 _SPEECH = r"(?:介绍|表示|说|称|指出|认为|告诉|坦言|感叹|自豪|透露|强调)"
-PERSON = re.compile(rf"{_ROLE}\s?(?P<name>[\u4e00-\u9fff]{{2,3}}?)(?=[,。:、\s\])】」]|{_SPEECH}|博士|教授|院士|[等对在的是和与也还就都曾已将]|$)"
-                    rf"|(?P<name2>[\u4e00-\u9fff]{{2,3}})(?=(?:介绍|表示|告诉记者|指出|坦言|透露|强调)[,:。])")
-BYLINE = re.compile(r"^[\u4e00-\u9fff]{2,3}(?:[\s\u00a0\u3000]+[\u4e00-\u9fff]{2,3})+$")
+PERSON = re.compile(rf"{_ROLE}\s?(?P<name>[{HAN}]{{2,3}}?)(?=[,。:、\s\])】」]|{_SPEECH}|博士|教授|院士|[等对在的是和与也还就都曾已将]|$)"
+                    rf"|(?P<name2>[{HAN}]{{2,3}})(?=(?:介绍|表示|告诉记者|指出|坦言|透露|强调)[,:。])")
+BYLINE = re.compile(rf"^[{HAN}]{{2,3}}(?:[\s\u00a0\u3000]+[{HAN}]{{2,3}})+$")
 _ORG_SUFFIX = (r"(?:有限公司|股份有限公司|公司|集团|研究院|研究所|中心|基地|产业园|工业园|园区|平台|大学|学院|"
                r"实验室|协会|银行|医院|学校|小镇|新城|开发区|经开区|高新区|项目|工程|委员会|管委会|办公室|"
                r"政府|部门|产业链|产业|集群|名片|战略|计划|体系|模式|机制|行动|工作站|孵化器|联盟)")
-ORG = re.compile(rf"[\u4e00-\u9fffA-Za-z0-9\"“”·]{{2,18}}?{_ORG_SUFFIX}")
-ROLE = re.compile(rf"[\u4e00-\u9fff]{{0,10}}?{_ROLE}(?:、[\u4e00-\u9fff]{{0,10}}?{_ROLE})*")
+ORG = re.compile(rf"[{HAN}A-Za-z0-9\"“”·]{{2,18}}?{_ORG_SUFFIX}")
+ROLE = re.compile(rf"[{HAN}]{{0,10}}?{_ROLE}(?:、[{HAN}]{{0,10}}?{_ROLE})*")
 QUOTED = re.compile(r"\"[^\"\n]{1,30}\"")
 ENUM_ITEM = r"[^、,。;:!?\s\"]{1,16}"
 AMOUNT_LIST = re.compile(rf"(?:{AMOUNT.pattern}|{PERCENT.pattern})(?:\s*(?:、|和|及|与|,)\s*(?:{AMOUNT.pattern}|{PERCENT.pattern}))+")

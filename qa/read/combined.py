@@ -35,10 +35,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from qa.read.candidates import ACCEPTS
-from qa.read.question import QuestionInfo
-from qa.read.transformers_reader import TransformersReader
+from qa.read.neural.reader import TransformersReader
 from qa.read.typed_span import TypedSpanReader
-from qa.types import Candidate, PassageHit
+from qa.types import Candidate, PassageHit, Question
 
 NUMERIC = frozenset({"amount", "count", "percent", "rank"})
 # question kinds whose answers the typed patterns know best (numbers with units, ranks, lists):
@@ -46,10 +45,6 @@ NUMERIC = frozenset({"amount", "count", "percent", "rank"})
 SUPPORT_KINDS = frozenset({"amount", "count", "percent", "rank", "list"})
 NUMERIC_TYPES = frozenset({"amount", "count", "percent", "rank", "date", "amounts"})
 MAX_EXTENSION = 12          # characters a typed candidate may add to a neural span (mode "neural")
-
-
-def _overlap(a: Candidate, b: Candidate) -> bool:
-    return a.doc_id == b.doc_id and a.start < b.end and b.start < a.end
 
 
 def _clip(x: float) -> float:
@@ -73,10 +68,9 @@ class CombinedReader:
         self._norm = 1.0 + support_weight
         self.threshold = self.typed.threshold / self._norm
 
-    def read(self, question: QuestionInfo, hits: list[PassageHit], index, question_vector,
-             idf=None) -> list[Candidate]:
-        neural = self.neural.read(question, hits, index, question_vector, idf=idf)
-        typed = self.typed.read(question, hits, index, question_vector, idf=idf)
+    def read(self, question: Question, hits: list[PassageHit], index) -> list[Candidate]:
+        neural = self.neural.read(question, hits, index)
+        typed = self.typed.read(question, hits, index)
         out = self._support(neural, typed) if self.mode_for(question.kind) == "support" else \
             self._neural_led(question, neural, typed, index)
         out.sort(key=lambda c: (-c.score, c.end - c.start))
@@ -93,25 +87,25 @@ class CombinedReader:
     def _support(self, neural: list[Candidate], typed: list[Candidate]) -> list[Candidate]:
         out = []
         for t in typed:
-            support = max((c.score for c in neural if _overlap(c, t)), default=0.0)
+            support = max((c.score for c in neural if c.span.overlaps(t.span)), default=0.0)
             out.append(replace(t, score=_clip((t.score + self.support_weight * support) / self._norm),
                                features=dict(t.features, neural_support=support)))
         scale = self._neural_scale()
         for c in neural:
-            if any(_overlap(c, t) for t in typed):
+            if any(c.span.overlaps(t.span) for t in typed):
                 continue          # the overlapping typed candidate (full extent) stands for it
             out.append(replace(c, score=_clip(c.score * scale / self._norm),
                                features=dict(c.features, neural_only=1.0)))
         return out
 
-    def _neural_led(self, question: QuestionInfo, neural: list[Candidate], typed: list[Candidate],
+    def _neural_led(self, question: Question, neural: list[Candidate], typed: list[Candidate],
                     index) -> list[Candidate]:
         accepted = set(ACCEPTS.get(question.kind, ACCEPTS["span"]))
         numeric = question.kind in NUMERIC
         scale = self._neural_scale()
         out: list[Candidate] = []
         for c in neural:
-            over = [t for t in typed if _overlap(c, t) and t.kind in accepted]
+            over = [t for t in typed if c.span.overlaps(t.span) and t.kind in accepted]
             features = dict(c.features)
             new, score = c, c.score * scale
             if over:
@@ -135,7 +129,7 @@ class CombinedReader:
             # support rule gives it (typed score + support_weight x neural score)
             i = min(range(len(out)), key=lambda j: (-out[j].score, out[j].end - out[j].start))
             top, src = out[i], neural[i]
-            agree = [t for t in typed if _overlap(src, t) and t.kind in accepted]
+            agree = [t for t in typed if src.span.overlaps(t.span) and t.kind in accepted]
             if agree:
                 pair = max((t.score + self.support_weight * src.score) / self._norm for t in agree)
                 if pair > top.score:

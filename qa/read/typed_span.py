@@ -14,17 +14,16 @@ evaluation set (see README).
 """
 from __future__ import annotations
 
-import bisect
 import math
 import re
 from dataclasses import dataclass
 
 
-from qa.normalize import normalize
+from qa.text.normalize import HAN
 from qa.read.candidates import ACCEPTS, extract_candidates
-from qa.read.question import QuestionInfo
-from qa.types import Candidate, PassageHit
+from qa.types import Candidate, PassageHit, Question
 
+_HAN_PAIR = re.compile(f"[{HAN}]{{2}}")
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?=年)")
 _WH = re.compile(r"哪|什么|谁|何|多少|几")
 _DELIM = re.compile(r"[,;:。!?、\"()]")
@@ -35,7 +34,7 @@ _Q_TAIL = re.compile(r"^[的是了呢吗?!,。\s]*")
 
 def _anchors(text: str, reverse: bool) -> list[str]:
     """Bigrams of ``text`` nearest the question word first (Han only)."""
-    grams = [text[i:i + 2] for i in range(len(text) - 1) if all("\u3400" <= c <= "\u9fff" for c in text[i:i + 2])]
+    grams = [text[i:i + 2] for i in range(len(text) - 1) if _HAN_PAIR.fullmatch(text[i:i + 2])]
     grams = [g for g in grams if g not in ("是什", "什么", "哪些", "是谁")]
     return (grams[::-1] if reverse else grams)[:4]
 
@@ -114,29 +113,14 @@ class TypedSpanReader:
     def __init__(self, weights: Weights = Weights(), max_passages: int = 5):
         self.w = weights
         self.max_passages = max_passages
-        self._norm_cache: dict[str, str] = {}
 
-    def _norm(self, index, doc_id: str) -> str:
-        norm = self._norm_cache.get(doc_id)
-        if norm is None:
-            norm = self._norm_cache[doc_id] = normalize(index.documents[doc_id].text)
-        return norm
-
-    def sentences_of(self, index, hit: PassageHit) -> list[int]:
-        ids = index.doc_sentences.get(hit.chunk.doc_id, [])
-        starts = [index.sentences[i].start for i in ids]
-        lo = bisect.bisect_left(starts, hit.chunk.start)
-        hi = bisect.bisect_left(starts, hit.chunk.end)
-        return ids[lo:hi]
-
-    def read(self, question: QuestionInfo, hits: list[PassageHit], index, question_vector,
-             idf=None) -> list[Candidate]:
-        """Scored candidates from ``hits``; ``idf(token)`` weighs question terms by rarity."""
+    def read(self, question: Question, hits: list[PassageHit], index) -> list[Candidate]:
+        """Scored candidates from the sentences of ``hits``; ``question.idf`` weighs its terms by rarity."""
         w = self.w
         accepted = ACCEPTS.get(question.kind, ACCEPTS["span"])
         if question.plural and "amounts" in accepted:   # 「分别是多少」 asks for several numbers
             accepted = ("amounts",) + tuple(k for k in accepted if k != "amounts")
-        idf = {b: (idf(b) if idf else 1.0) for b in question.bigrams}
+        idf = {b: question.idf.get(b, 1.0) for b in question.bigrams}
         total_idf = sum(idf.values()) or 1.0
         count = re.search(r"[一二两三四五六七八九十几\d]+[大个项种类条点]", question.normalized)
         count_phrase = count.group() if count else ""
@@ -145,16 +129,16 @@ class TypedSpanReader:
         n_hits = max(len(hits[:self.max_passages]), 1)
         for hit in hits[:self.max_passages]:
             retrieval = 1.0 - hit.rank / n_hits
-            for sid in self.sentences_of(index, hit):
+            for sid, similarity in zip(hit.sentence_ids, hit.sentence_similarity):
                 if sid in seen_sentences:
                     continue
                 seen_sentences.add(sid)
                 sent = index.sentences[sid]
-                norm = self._norm(index, sent.doc_id)
+                norm = index.normalized[sent.doc_id]
                 s_text = norm[sent.start:sent.end]
                 prev = index.sentences[sid - 1] if sid > 0 and index.sentences[sid - 1].doc_id == sent.doc_id else None
                 p_text = norm[prev.start:prev.end] if prev else ""
-                sem = _sem01(float(index.sentence_vectors[sid] @ question_vector))
+                sem = _sem01(float(similarity))
                 present = [b for b in question.bigrams if b in s_text]
                 in_prev = [b for b in question.bigrams if b not in s_text and b in p_text]
                 coverage = (sum(idf[b] for b in present) + 0.5 * sum(idf[b] for b in in_prev)) / total_idf

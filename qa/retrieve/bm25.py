@@ -13,10 +13,10 @@ from collections import Counter
 
 import numpy as np
 
-from qa.normalize import normalize
-from qa.types import Chunk, PassageHit
+from qa.text.normalize import HAN, normalize
+from qa.types import PassageHit, Question
 
-_TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+|[0-9a-z]+(?:[.%][0-9a-z]+)*")
+_TOKEN = re.compile(f"[{HAN}]+|[0-9a-z]+(?:[.%][0-9a-z]+)*")
 # Question words and particles carry no content; dropping them sharpens BM25.
 STOP_CHARS = set("的了是在和与及或也都而就被把对从到为以于之其这那哪些个么吗呢吧啊什怎多少几")
 
@@ -40,13 +40,15 @@ class BM25Retriever:
 
     name = "bm25"
 
-    def __init__(self, chunks: list[Chunk], k1: float = 1.2, b: float = 0.75):
+    def __init__(self, index, k1: float = 1.2, b: float = 0.75):
+        """``index``: the loaded index (its chunks and their documents' normalised text)."""
+        chunks = index.chunks
         self.chunks = chunks
         self.k1, self.b = k1, b
         postings: dict[str, list[tuple[int, int]]] = {}
         lengths = np.zeros(len(chunks), np.float32)
         for i, c in enumerate(chunks):
-            counts = Counter(bm25_tokens(c.text))
+            counts = Counter(bm25_tokens(index.normalized_span(c.doc_id, c), normalized=True))
             lengths[i] = sum(counts.values())
             for tok, tf in counts.items():
                 postings.setdefault(tok, []).append((i, tf))
@@ -63,9 +65,9 @@ class BM25Retriever:
             return math.log(1 + (len(self.chunks) + 0.5) / 0.5)
         return hit[2]
 
-    def scores(self, question: str) -> np.ndarray:
+    def scores(self, question: Question) -> np.ndarray:
         scores = np.zeros(len(self.chunks), np.float32)
-        for tok in set(bm25_tokens(question)):
+        for tok in set(bm25_tokens(question.normalized, normalized=True)):
             hit = self.postings.get(tok)
             if hit is None:
                 continue
@@ -73,7 +75,7 @@ class BM25Retriever:
             scores[ids] += idf * tf * (self.k1 + 1) / (tf + self.norm[ids])
         return scores
 
-    def retrieve(self, question: str, top_k: int = 5, question_vector=None) -> list[PassageHit]:
+    def retrieve(self, question: Question, top_k: int = 5) -> list[PassageHit]:
         scores = self.scores(question)
         k = min(top_k, len(scores))
         if k == 0:

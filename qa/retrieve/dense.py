@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qa.types import Chunk, PassageHit
+from qa.types import Chunk, PassageHit, Question
 
 
 class DenseRetriever:
@@ -11,8 +11,9 @@ class DenseRetriever:
 
     name = "dense"
 
-    def __init__(self, chunks: list[Chunk], index, encoder):
-        self.chunks, self.index, self.encoder = chunks, index, encoder
+    def __init__(self, chunks: list[Chunk], index):
+        """``index``: the FAISS index over the chunks' vectors (row i = ``chunks[i]``)."""
+        self.chunks, self.index = chunks, index
 
     def search(self, question_vector: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(top_k, self.index.ntotal)
@@ -22,9 +23,7 @@ class DenseRetriever:
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
 
-    def retrieve(self, question: str, top_k: int = 5, question_vector=None) -> list[PassageHit]:
-        if question_vector is None:
-            question_vector = self.encoder.encode_queries([question])[0]
-        scores, ids = self.search(question_vector, top_k)
+    def retrieve(self, question: Question, top_k: int = 5) -> list[PassageHit]:
+        scores, ids = self.search(question.vector, top_k)
         return [PassageHit(self.chunks[i], float(s), r, dense_score=float(s))
                 for r, (s, i) in enumerate(zip(scores, ids))]

@@ -14,7 +14,7 @@ import numpy as np
 from qa.errors import UsageError
 from qa.retrieve.bm25 import BM25Retriever
 from qa.retrieve.dense import DenseRetriever
-from qa.types import PassageHit
+from qa.types import PassageHit, Question
 
 RETRIEVERS = ("hybrid", "bm25", "dense")
 
@@ -30,11 +30,9 @@ class HybridRetriever:
     def __init__(self, bm25: BM25Retriever, dense: DenseRetriever, alpha: float = 0.5, depth: int = 50):
         self.bm25, self.dense, self.alpha, self.depth = bm25, dense, alpha, depth
 
-    def retrieve(self, question: str, top_k: int = 5, question_vector=None) -> list[PassageHit]:
-        if question_vector is None:
-            question_vector = self.dense.encoder.encode_queries([question])[0]
+    def retrieve(self, question: Question, top_k: int = 5) -> list[PassageHit]:
         sparse = self.bm25.scores(question)
-        d_scores, d_ids = self.dense.search(question_vector, self.depth)
+        d_scores, d_ids = self.dense.search(question.vector, self.depth)
         if not len(sparse):
             return []
         k = min(self.depth, len(sparse))

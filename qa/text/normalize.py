@@ -11,6 +11,12 @@ import re
 
 import opencc
 
+# Han characters, for every regex of the project that needs them (one definition):
+# CJK unified ideographs with extension A, and the compatibility ideographs.
+HAN = "\u3400-\u9fff\uf900-\ufaff"
+# … plus 〇 and the supplementary ideograph planes: what the scorer counts as one character each
+HAN_ALL = "\u3007" + HAN + "\U00020000-\U0003134f"
+
 _T2S = opencc.OpenCC("t2s")
 _S2T = opencc.OpenCC("s2t")
 
@@ -78,13 +84,15 @@ def normalize(text: str) -> str:
     return fold_width(to_simplified(text))
 
 
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_HAN = re.compile(f"[{HAN}]")
 
 
-def detect_script(text: str) -> str:
+def detect_script(text: str, simplified: str | None = None) -> str:
     """``"traditional"`` if the text has more traditional-only characters than
-    simplified-only ones, else ``"simplified"``."""
-    trad = sum(1 for a, b in zip(text, to_simplified(text)) if a != b)
+    simplified-only ones, else ``"simplified"``. ``simplified``: ``to_simplified(text)``,
+    when the caller has it already."""
+    simplified = to_simplified(text) if simplified is None else simplified
+    trad = sum(1 for a, b in zip(text, simplified) if a != b)
     if trad == 0:
         return "simplified"
     trad_text = to_traditional(text)

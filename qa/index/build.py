@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.encoders import Encoder
-from embeddings.store import (FORMAT_VERSION, EmbeddingCache, IndexData, build_faiss, content_hash,
-                              remove_leftovers,
-                              corpus_fingerprint, load_index, read_manifest, save_index, write_lock)
-from qa.chunking import ChunkSpec, chunk_sentences, split_sentences
+from embeddings.vectors import EmbeddingCache, build_faiss, content_hash
+from qa.index.store import (FORMAT_VERSION, IndexData, corpus_fingerprint, load_index, read_manifest,
+                            remove_leftovers, save_index, write_lock)
+from qa.text.chunking import ChunkSpec, chunk_sentences, split_sentences
 from qa.errors import IndexError_
 from qa.types import Chunk, Document, Sentence
 

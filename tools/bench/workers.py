@@ -1,13 +1,13 @@
-"""Subprocess workers for ``python -m qa.bench`` (not a public interface).
+"""Subprocess workers for ``python -m tools.bench`` (not a public interface).
 
 Each worker runs in a fresh interpreter so that the environment the OpenMP
 runtimes read at load time (``OMP_WAIT_POLICY``, ``OMP_NUM_THREADS``) can differ
 between measurements, and prints one JSON object as its last stdout line::
 
-    python -m qa.bench_workers latency ARGS.json
-    python -m qa.bench_workers coldparts '{"question": "…"}'
-    python -m qa.bench_workers profile_load '{}'
-    python -m qa.bench_workers scaling ARGS.json
+    python -m tools.bench.workers latency ARGS.json
+    python -m tools.bench.workers coldparts '{"question": "…"}'
+    python -m tools.bench.workers profile_load '{}'
+    python -m tools.bench.workers scaling ARGS.json
 """
 from __future__ import annotations
 
@@ -20,8 +20,6 @@ import time
 T_START = time.perf_counter()   # as early as this module allows: the cold-start breakdown starts here
 
 import numpy as np  # noqa: E402
-
-import qa  # noqa: E402,F401  (import qa before embeddings: the package import order is circular otherwise)
 
 
 def _rss_bytes() -> int:
@@ -50,9 +48,10 @@ def _bare_query_encoder(encoder):
 
 # ---------------------------------------------------------------- latency
 def latency(args: dict) -> dict:
-    """Warm ``Pipeline.answer()`` over the given questions, stage by stage, with
+    """Warm ``Pipeline.run()`` over the given questions, stage by stage, with
     same-process baselines per question: the bare encoder call, FAISS search alone
-    (the dense half of hybrid) and BM25 scoring alone."""
+    (the dense half of hybrid) and BM25 scoring alone, both on the question (and its
+    vector) the pipeline made."""
     from qa.pipeline import Pipeline
 
     load0 = os.getloadavg()
@@ -61,22 +60,22 @@ def latency(args: dict) -> dict:
     for q in questions[:3]:          # warm-up: first calls page the model in
         pipe.answer(q)
     bare = _bare_query_encoder(pipe.encoder)
+    depth = getattr(pipe.retriever, "depth", 50)     # how deep hybrid asks FAISS
     rows = []
     cpu = time.process_time   # CPU seconds of this process, all threads: what waiting for a core does not inflate
     for q in questions:
         c0 = cpu()
-        a = pipe.answer(q)
+        reading = pipe.run(q)
         c1 = cpu()
-        t = a.timings
+        t = reading.timings
         t0 = time.perf_counter()
         bare(q)
         t1 = time.perf_counter()
         c2 = cpu()
-        qv = pipe.encoder.encode_queries([q])[0]
         t2 = time.perf_counter()
-        pipe.dense.search(qv, 50)
+        pipe.dense.search(reading.question.vector, depth)
         t3 = time.perf_counter()
-        pipe.bm25.scores(q)
+        pipe.bm25.scores(reading.question)
         t4 = time.perf_counter()
         rows.append([t["encode_ms"], t["search_ms"], t["read_ms"], t["total_ms"],
                      (t1 - t0) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3, (c1 - c0) * 1e3, (c2 - c1) * 1e3])
@@ -88,10 +87,11 @@ def latency(args: dict) -> dict:
 
 # ---------------------------------------------------------------- cold start
 def coldparts(args: dict) -> dict:
-    """Where a fresh process's time goes: imports, ``Pipeline.load``, first and second answer."""
+    """Where a fresh process's time goes: imports, ``Pipeline.load`` (through ``qa.api.get_pipeline``,
+    as ``qa ask`` loads it), first and second answer."""
     t_imp0 = time.perf_counter()
     from qa.cli import build_parser  # noqa: F401  (what `qa` imports before it runs a command)
-    from qa.pipeline import get_pipeline
+    from qa.api import get_pipeline
     t_imp1 = time.perf_counter()
     pipe = get_pipeline()
     t_load = time.perf_counter()
@@ -108,6 +108,7 @@ def profile_load(args: dict) -> dict:
     import cProfile
     import pstats
 
+    from qa.paths import REPO
     from qa.pipeline import Pipeline
     prof = cProfile.Profile()
     t0 = time.perf_counter()
@@ -126,7 +127,7 @@ def profile_load(args: dict) -> dict:
         st = pstats.Stats(p)
         out = []
         for (fn, line, name), (_cc, _nc, tt, ct, _callers) in st.stats.items():
-            where = fn.replace(os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + "/", "")
+            where = fn.replace(str(REPO) + "/", "")
             where = where.split("site-packages/")[-1]
             out.append({"fn": f"{where}:{line}({name})", "cum_s": ct, "self_s": tt})
         out.sort(key=lambda r: -r["cum_s"])
@@ -423,11 +424,13 @@ def scaling(args: dict) -> dict:
 def real_recall(args: dict) -> dict:
     """HNSW recall@10 against exact search on real vectors: an index's sentence
     vectors as the collection and real questions as queries."""
+    from pathlib import Path
+
     import faiss
 
     from embeddings.encoders import get_encoder
-    from embeddings.store import load_index
-    data = load_index(args["index"], verify=False)
+    from qa.index.store import load_index
+    data = load_index(Path(args["index"]), verify=False)
     X = np.ascontiguousarray(data.sentence_vectors, dtype=np.float32)
     Q = get_encoder().encode_queries(args["questions"])
     flat = faiss.IndexFlatIP(X.shape[1])
@@ -458,8 +461,8 @@ def squad_build(args: dict) -> dict:
             "build_s": time.perf_counter() - t1, "loadavg": os.getloadavg()}
 
 
-WORKERS = {"squad_build": squad_build, "latency": latency, "coldparts": coldparts, "build": build, "profile_load": profile_load, "scaling": scaling,
-           "real_recall": real_recall}
+WORKERS = {"latency": latency, "coldparts": coldparts, "profile_load": profile_load, "build": build,
+           "scaling": scaling, "real_recall": real_recall, "squad_build": squad_build}
 
 
 def main(argv: list[str]) -> int:

@@ -4,16 +4,49 @@ files are encoded, deleted ones dropped, and unchanged text comes from the cache
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from embeddings.encoders import get_encoder
-from embeddings.store import read_manifest, write_lock
-from qa.chunking import ChunkSpec
 from qa.errors import IndexError_, InputError
-from qa.indexing import IndexReport, index_documents
+from qa.index.build import IndexReport, check_fresh, index_documents
+from qa.index.store import IndexData, corpus_fingerprint, read_manifest, recover_orphan, write_lock
 from qa.ingest import LoadReport, load_paths, load_seeds
+from qa.paths import PREBUILT_SEEDS_INDEX, SEEDS_SOURCE, default_index_dir
+from qa.text.chunking import ChunkSpec
 
-SEEDS_SOURCE = "<seeds>"
+
+def is_default(index_dir: str | Path | None) -> bool:
+    """Whether ``index_dir`` (None: yes) is the default collection."""
+    if not index_dir:
+        return True
+    return Path(index_dir).expanduser().resolve() == default_index_dir().expanduser().resolve()
+
+
+def holds_seeds(index_dir: str | Path | None) -> bool:
+    """The one rule for "this collection holds the seeds": the default collection always
+    does; another one when its manifest lists them among its sources."""
+    return is_default(index_dir) or SEEDS_SOURCE in previous_sources(Path(index_dir))
+
+
+def open_default_index(encoder, spec: ChunkSpec = ChunkSpec()) -> tuple[Path, IndexData]:
+    """The default collection: the user's default index if it exists, else the
+    prebuilt seeds index shipped with the project, else build it from the seeds."""
+    index_dir = default_index_dir()
+    recover_orphan(index_dir)   # a writer killed between its renames left the collection aside
+    if (index_dir / "manifest.json").exists():
+        return index_dir, check_fresh(index_dir, encoder, spec)
+    seeds = load_seeds()
+    try:
+        data = check_fresh(PREBUILT_SEEDS_INDEX, encoder, spec)
+        if data.manifest.get("fingerprint") == corpus_fingerprint(seeds):
+            return PREBUILT_SEEDS_INDEX, data
+    except IndexError_:
+        pass
+    print(f"building the seeds index at {index_dir} (first run) …", file=sys.stderr)
+    index_documents(seeds, index_dir, encoder, spec, seed_caches=[PREBUILT_SEEDS_INDEX / "cache"],
+                    extra_manifest={"sources": [SEEDS_SOURCE]})
+    return index_dir, check_fresh(index_dir, encoder, spec)
 
 
 def previous_sources(index_dir: Path) -> list[str]:
@@ -62,7 +95,6 @@ def _update_collection(index_dir, paths, rebuild, seeds, encoder, spec, progress
         raise InputError(f"nothing to index ({reasons})")
     enc = get_encoder(encoder)
     kept_sources = ([SEEDS_SOURCE] if seeds else []) + [s for s in sources if Path(s).exists()]
-    from qa.pipeline import PREBUILT_SEEDS_INDEX
     report = index_documents(documents, index_dir, enc, spec, rebuild=rebuild, progress=progress,
                              seed_caches=[PREBUILT_SEEDS_INDEX / "cache"] if seeds else None,
                              extra_manifest={"sources": kept_sources})

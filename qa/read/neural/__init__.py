@@ -1,0 +1,1 @@
+"""The neural span reader we trained: tokenizer windows, model backends, span decoding."""

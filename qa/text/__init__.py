@@ -1,0 +1,1 @@
+"""Stages 2–3: the one normaliser, sentences and chunks."""
