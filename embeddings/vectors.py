@@ -14,7 +14,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-# From this many vectors an HNSW graph replaces exact search. Measured by `python -m tools.bench.bench
+# From this many vectors an HNSW graph replaces exact search. Measured by `python -m tools.bench
 # --only scaling` (README, "FAISS scaling"): exact search of one query costs more than 10 % of
 # a query encode (~2 ms of ~21 ms) from ~40,000 vectors on, and 12.6 ms at 100,000, where
 # HNSW (M 32) answers in 0.26 ms at recall@10 1.00. efSearch: the smallest setting measured

@@ -65,7 +65,7 @@ def cmd_ask(args) -> int:
     from qa.question import make_question
     question = make_question(" ".join(args.question))    # a bad question fails before any loading
     pipe = get_pipeline(args.index, args.encoder, args.retriever, args.reader)
-    a = pipe.answer(question.text, top_k=args.top_k)
+    a = pipe.answer(question, top_k=args.top_k)
     if args.json:
         print(json.dumps(a.to_dict(), ensure_ascii=False, indent=2))
     else:

@@ -7,7 +7,7 @@ command line, the page, the evaluation, the benchmark — goes through ``run()``
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from embeddings.encoders import DEFAULT_ENCODER, get_encoder
@@ -34,7 +34,6 @@ class Reading:
     question: Question
     hits: list[PassageHit]
     answer: Answer
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -60,17 +59,18 @@ class Pipeline:
             index_dir, data = open_default_index(enc, spec)
         return cls(data, enc, retriever, reader, index_dir)
 
-    def question(self, text) -> Question:
-        """``text`` validated and analysed once, with its vector and its terms' BM25 weights."""
-        q = make_question(text)
-        q.vector = self.encoder.encode_queries([q.text])[0]
-        q.idf = {b: self.bm25.idf(b) for b in q.bigrams}
+    def question(self, question: Question | str) -> Question:
+        """The question validated and analysed once (text), with its vector and its terms' BM25
+        weights in this collection added where missing (a :class:`Question` is completed in place)."""
+        q = question if isinstance(question, Question) else make_question(question)
+        if q.vector is None:
+            q.vector = self.encoder.encode_queries([q.text])[0]
+        if q.bigrams and not q.idf:
+            q.idf = {b: self.bm25.idf(b) for b in q.bigrams}
         return q
 
     def retrieve(self, question: Question | str, top_k: int = 5) -> list[PassageHit]:
-        if not isinstance(question, Question):
-            question = self.question(question)
-        return self.retriever.retrieve(question, top_k)
+        return self.retriever.retrieve(self.question(question), top_k)
 
     def run(self, question: Question | str, top_k: int = 5, max_alternatives: int = 3, abstain: bool = True,
             passages=None) -> Reading:
@@ -78,7 +78,7 @@ class Pipeline:
         given, replaces retrieval (the evaluation's reader mode hands the gold paragraph);
         ``abstain=False`` always returns the best span."""
         t0 = time.perf_counter()
-        q = question if isinstance(question, Question) else self.question(question)
+        q = self.question(question)
         t1 = time.perf_counter()
         hits = passages(q) if passages is not None else self.retriever.retrieve(q, top_k)
         t2 = time.perf_counter()
@@ -86,7 +86,7 @@ class Pipeline:
         t3 = time.perf_counter()
         a.timings = {"encode_ms": (t1 - t0) * 1e3, "search_ms": (t2 - t1) * 1e3, "read_ms": (t3 - t2) * 1e3,
                      "total_ms": (t3 - t0) * 1e3}
-        return Reading(q, hits, a, a.timings)
+        return Reading(q, hits, a)
 
     def answer(self, question: Question | str, top_k: int = 5, max_alternatives: int = 3,
                abstain: bool = True) -> Answer:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-import qa  # noqa: F401  (import qa before embeddings: embeddings → qa.errors → qa → pipeline is circular otherwise)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,13 +1,21 @@
-"""The benchmark's pure helpers (no timing is asserted anywhere: ``python -m tools.bench.bench`` is run by hand)."""
+"""The benchmark's pure helpers (no timing is asserted anywhere: ``python -m tools.bench`` is run by hand),
+and the layout of ``tools/``: every tool runs as a module, and the runtime never imports ``tools``."""
 from __future__ import annotations
 
 import math
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qa import bench
+from qa.evaluation import metrics
+from tools.bench import bench
 from tools.bench.workers import synthetic_vectors
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_flop_formula_for_e5_small():
@@ -32,10 +40,14 @@ def test_matmul_flops():
 
 
 def test_percentile_median_ratio_summary():
+    assert bench.percentile is metrics.percentile          # one percentile, the evaluation's
     assert bench.percentile([1, 2, 3, 4], 50) == 2.5
     assert bench.percentile([5], 95) == 5
     assert bench.percentile(range(101), 95) == 95
-    assert math.isnan(bench.percentile([], 50))
+    with pytest.raises(ValueError):
+        bench.percentile([], 50)
+    empty = bench.summarize([])                            # a summary of nothing is nan, not an error
+    assert empty["n"] == 0 and all(math.isnan(empty[k]) for k in ("p50", "p95", "mean"))
     assert bench.median([3, 1, 2, float("nan")]) == 2
     assert bench.ratio(3, 2) == 1.5
     assert math.isnan(bench.ratio(1, 0)) and math.isnan(bench.ratio(None, 2))
@@ -121,3 +133,25 @@ def test_synthetic_vectors_are_unit_and_deterministic():
     # shaped like e5 vectors: everything similar (shared component), nearest clearly above the median
     assert 0.75 < float(np.median(sims)) < 0.95
     assert float(sims[:, -1].mean()) > float(np.median(sims)) + 0.02
+
+
+def test_paths_point_at_the_repository():
+    assert bench.REPO == ROOT
+    assert bench.SEED_QUESTIONS.is_file()
+    assert (bench.REPO / "tools" / "bench" / "workers.py").is_file()   # the workers run with cwd=REPO
+
+
+@pytest.mark.parametrize("module", ["tools.bench", "tools.bench.bench", "tools.bench.encoders",
+                                    "tools.reader.train", "tools.reader.export"])
+def test_tools_run_as_modules(module):
+    r = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("usage: python -m tools."), r.stdout[:200]
+
+
+def test_the_runtime_never_imports_tools():
+    pattern = re.compile(r"^\s*(?:from\s+tools(?:\.|\s)|import\s+tools\b)", re.M)
+    offenders = [str(p.relative_to(ROOT)) for pkg in ("qa", "embeddings", "ui") for p in (ROOT / pkg).rglob("*.py")
+                 if pattern.search(p.read_text(encoding="utf-8"))]
+    assert not offenders

