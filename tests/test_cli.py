@@ -63,3 +63,40 @@ def test_index_a_folder_then_ask_it(tmp_path):
     assert d["citations"][0]["doc_id"].endswith("report.txt")
     r = qa("index", "--index", str(index))
     assert "encoded 0 passages" in r.stdout
+
+
+def test_top_k_out_of_range_is_a_usage_error():
+    for k in ("0", "-3", "many"):
+        r = qa("ask", "新材料产业产值是多少", "--top-k", k)
+        assert r.returncode == 2, (k, r.stdout)
+        assert "--top-k" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_answer_prints_as_one_readable_line():
+    from qa import answer
+    a = answer("新材料产业产值是多少")
+    assert str(a) == f"604.5亿元  ({a.score:.2f})  《{a.citations[0].title}》 {a.citations[0].doc_id} [608, 615)"
+    assert a.script == "simplified"
+    assert str(answer("火星上有多少个湖泊?")) == "文档中没有找到这个问题的答案。"
+
+
+def test_bad_arguments_to_answer_are_usage_errors():
+    import pytest
+    from qa import answer
+    from qa.errors import UsageError
+    for kwargs in ({"top_k": "5"}, {"top_k": 0}, {"index": 123}):
+        with pytest.raises(UsageError):
+            answer("新材料产业产值是多少", **kwargs)
+
+
+def test_eval_runs_the_baselines_only_when_asked(tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"id": "q1", "question": "新材料产业产值是多少", "kind": "amount",
+                                     "answers": [{"text": "604.5亿元"}]}, ensure_ascii=False) + "\n",
+                         encoding="utf-8")
+    r = qa("eval", "--json", "--questions", str(questions))
+    assert r.returncode == 0, r.stderr
+    assert list(json.loads(r.stdout)["overall"]) == ["hybrid"]
+    r = qa("eval", "--json", "--baselines", "--questions", str(questions))
+    assert r.returncode == 0, r.stderr
+    assert list(json.loads(r.stdout)["overall"]) == ["hybrid", "bm25", "dense"]
