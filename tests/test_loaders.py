@@ -475,24 +475,32 @@ def test_unsupported_inside_folder_is_silent(messy):
 
 
 def test_large_text_file_is_read_and_over_limit_is_refused(tmp_path):
+    """Up to MAX_TEXT_CHARS characters a document is read whole; beyond, refused with the
+    limit named (issue 17: 200 MB of text took 2.6 GB and hours to encode)."""
     big = tmp_path / "big.txt"
-    line = f"{FACT}，这是一份很大的文本文件。\n".encode("utf-8")
-    with open(big, "wb") as f:
-        f.write("大文件\n".encode("utf-8"))
-        f.write(line * (55 * 2**20 // len(line) + 1))           # > 50 MB of real text
-        f.write("文件末尾的事实：总数为987654。\n".encode("utf-8"))
-    assert big.stat().st_size > 50 * 2**20
+    line = f"{FACT}，这是一份很大的文本文件。\n"
+    n = (loaders.MAX_TEXT_CHARS - 100) // len(line)
+    with open(big, "w", encoding="utf-8") as f:
+        f.write("大文件\n")
+        f.write(line * n)                                       # ≈ 14 MB of real text
+        f.write("文件末尾的事实：总数为987654。\n")
+    assert big.stat().st_size > 10 * 2**20
     report = load_paths([big])
     assert report.skipped == []
     doc = report.documents[0]
     assert doc.title == "大文件" and doc.text.endswith("总数为987654。\n")
     del doc, report
 
+    with open(big, "a", encoding="utf-8") as f:
+        f.write(line * 10)                                      # now over the cap
+    (_, reason), = load_paths([big]).skipped
+    assert reason.startswith("too long for one document (5,000,") and "5,000,000 characters" in reason
+
     huge = tmp_path / "huge.txt"
     with open(huge, "wb") as f:
         f.truncate(loaders.MAX_FILE_BYTES + 1)                 # sparse: costs no disk
     reasons = _reasons(load_paths([huge]))
-    assert reasons["huge.txt"] == "too large (200 MB; the limit is 200 MB)"
+    assert reasons["huge.txt"] == "too large (200.000001 MB; the limit is 200 MB)"
 
 
 @pytest.mark.skipif(_is_root(), reason="running as root: chmod 000 does not stop root from reading")

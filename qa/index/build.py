@@ -14,8 +14,8 @@ import numpy as np
 
 from embeddings.encoders import Encoder
 from embeddings.vectors import EmbeddingCache, build_faiss, content_hash
-from qa.index.store import (FORMAT_VERSION, IndexData, corpus_fingerprint, load_index, read_manifest,
-                            remove_leftovers, save_index, write_lock)
+from qa.index.store import (CACHE_DIR, FORMAT_VERSION, IndexData, check_index_target, corpus_fingerprint,
+                            load_index, read_manifest, rebuild_hint, remove_leftovers, save_index, write_lock)
 from qa.text.chunking import ChunkSpec, chunk_sentences, split_sentences
 from qa.errors import IndexError_
 from qa.types import Chunk, Document, Sentence
@@ -35,6 +35,7 @@ class IndexReport:
     texts_cached: int = 0
     chars_encoded: int = 0
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)   # e.g. a damaged embedding cache dropped
 
 
 def segment(documents: list[Document], spec: ChunkSpec) -> tuple[list[Chunk], list[Sentence]]:
@@ -132,21 +133,21 @@ def index_documents(documents: list[Document], index_dir: Path, encoder: Encoder
                     extra_manifest: dict | None = None) -> IndexReport:
     """(Re)build the index at ``index_dir`` for ``documents``, encoding only new text."""
     t0 = time.perf_counter()
-    index_dir = Path(index_dir)
     report = IndexReport(index_dir=str(index_dir), documents=len(documents))
+    index_dir = check_index_target(index_dir)      # UsageError for anything but an index folder
     with write_lock(index_dir):
         cache = EmbeddingCache(getattr(encoder, "family", encoder.encoder_id), encoder.dim)
         old_hashes: dict[str, str] = {}
         old_manifest: dict = {}
         if not rebuild and index_dir.exists():
-            cache.load(index_dir / "cache")
+            _load_cache(cache, index_dir / CACHE_DIR, report)
             try:
                 old_manifest = read_manifest(index_dir)
                 old_hashes = old_manifest.get("doc_hashes", {})
             except IndexError_:
                 old_manifest, old_hashes = {}, {}
         for extra in seed_caches or []:   # e.g. the prebuilt seeds' vectors
-            cache.load(Path(extra))
+            _load_cache(cache, Path(extra), report)
         new_hashes = {d.doc_id: content_hash(d.text) for d in documents}
         report.added = sorted(set(new_hashes) - set(old_hashes))
         report.removed = sorted(set(old_hashes) - set(new_hashes))
@@ -157,12 +158,21 @@ def index_documents(documents: list[Document], index_dir: Path, encoder: Encoder
         report.texts_encoded = cache.misses - before
         report.texts_cached = cache.hits
         same = {k: data.manifest.get(k) for k in ("fingerprint", "encoder_family", "chunking", "sources")}
-        if rebuild or same != {k: old_manifest.get(k) for k in same} or not _loads(index_dir):
+        if rebuild or report.warnings or same != {k: old_manifest.get(k) for k in same} or not _loads(index_dir):
             save_index(index_dir, data, cache, cache_keep=keys)
         else:   # nothing changed: the index on disk stays as it is (readers need not reload)
             remove_leftovers(index_dir)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _load_cache(cache: EmbeddingCache, directory: Path, report: IndexReport) -> None:
+    """Add a cache's verified vectors; a damaged one is dropped (its texts are encoded
+    again), with a warning — never copied into the new index."""
+    problem = cache.load(directory)
+    if problem:
+        report.warnings.append(f"embedding cache {directory} is damaged ({problem}); "
+                               f"not used: its passages are encoded again")
 
 
 def _loads(index_dir: Path) -> bool:
@@ -178,7 +188,7 @@ def check_fresh(index_dir: Path, encoder, spec: ChunkSpec) -> IndexData:
     (same encoder, or another backend of the same family) and it used ``spec``."""
     data = load_index(index_dir)
     m = data.manifest
-    fix = f"rebuild it with: qa index --rebuild --index {index_dir}"
+    fix = rebuild_hint(index_dir)
     encoder_id = encoder if isinstance(encoder, str) else encoder.encoder_id
     family = getattr(encoder, "family", encoder_id)
     if m.get("encoder_id") != encoder_id and m.get("encoder_family", m.get("encoder_id")) != family:

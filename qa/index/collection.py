@@ -10,7 +10,8 @@ from pathlib import Path
 from embeddings.encoders import get_encoder
 from qa.errors import IndexError_, InputError
 from qa.index.build import IndexReport, check_fresh, index_documents
-from qa.index.store import IndexData, corpus_fingerprint, read_manifest, recover_orphan, write_lock
+from qa.index.store import (IndexData, check_index_target, corpus_fingerprint, load_index, read_manifest,
+                            recover_orphan, write_lock)
 from qa.ingest import LoadReport, load_paths, load_seeds
 from qa.paths import PREBUILT_SEEDS_INDEX, SEEDS_SOURCE, default_index_dir
 from qa.text.chunking import ChunkSpec
@@ -64,20 +65,30 @@ def _gone(source: str) -> bool:
 
 
 def update_collection(index_dir: Path, paths: list[str], rebuild: bool = False, seeds: bool = True,
-                      encoder: str | None = None, spec: ChunkSpec = ChunkSpec(), progress=None
-                      ) -> tuple[IndexReport, LoadReport]:
+                      encoder: str | None = None, spec: ChunkSpec = ChunkSpec(), progress=None,
+                      follow_links: bool = False) -> tuple[IndexReport, LoadReport]:
     """Index ``paths`` (plus the collection's earlier sources unless ``rebuild`` with
-    paths) into ``index_dir``. Raises :class:`InputError` if no document could be read.
-    The whole read-modify-write holds the index's lock: concurrent updates add up."""
-    with write_lock(Path(index_dir)):
-        return _update_collection(index_dir, paths, rebuild, seeds, encoder, spec, progress)
+    paths) into ``index_dir``. Raises :class:`InputError` if no document could be read,
+    :class:`UsageError` if ``index_dir`` is something else than an index (a file, a folder
+    of other files) or a source and the index folder lie inside one another — before
+    anything is written. The whole read-modify-write holds the index's lock: concurrent
+    updates add up. ``follow_links``: follow symlinks inside folders that lead out of them
+    (remembered by the collection)."""
+    real = check_index_target(index_dir, [p for p in paths if str(p).strip() and "\x00" not in str(p)])
+    with write_lock(real):
+        return _update_collection(real, paths, rebuild, seeds, encoder, spec, progress, follow_links)
 
 
-def _update_collection(index_dir, paths, rebuild, seeds, encoder, spec, progress):
+def _update_collection(index_dir, paths, rebuild, seeds, encoder, spec, progress, follow_links):
     index_dir = Path(index_dir)
+    try:
+        old_manifest = read_manifest(index_dir)
+    except IndexError_:
+        old_manifest = {}
     # --rebuild with no paths re-encodes the same collection (what the damaged-index messages ask for)
-    sources = [] if rebuild and paths else previous_sources(index_dir)
+    sources = [] if rebuild and paths else list(old_manifest.get("sources", []))
     sources = [s for s in sources if s != SEEDS_SOURCE]
+    follow_links = bool(follow_links or (old_manifest.get("follow_links") and not (rebuild and paths)))
     # an earlier source deleted since: its documents go (reported as removed), it is no skip
     gone = [s for s in sources if _gone(s)]
     sources = [s for s in sources if s not in gone]
@@ -85,8 +96,10 @@ def _update_collection(index_dir, paths, rebuild, seeds, encoder, spec, progress
         resolved = str(Path(p).resolve()) if Path(p).exists() else str(p)
         if resolved not in sources:
             sources.append(resolved)
-    loaded = load_paths(sources)
+    loaded = load_paths(sources, follow_links=follow_links)
     loaded.notes.extend((s, "no longer exists") for s in gone if s not in sources)
+    if not rebuild:
+        _keep_previous_versions(index_dir, loaded)
     documents = list(loaded.documents)
     if seeds:
         documents = load_seeds() + documents
@@ -95,7 +108,38 @@ def _update_collection(index_dir, paths, rebuild, seeds, encoder, spec, progress
         raise InputError(f"nothing to index ({reasons})")
     enc = get_encoder(encoder)
     kept_sources = ([SEEDS_SOURCE] if seeds else []) + [s for s in sources if Path(s).exists()]
+    extra = {"sources": kept_sources}
+    if follow_links:
+        extra["follow_links"] = True
     report = index_documents(documents, index_dir, enc, spec, rebuild=rebuild, progress=progress,
                              seed_caches=[PREBUILT_SEEDS_INDEX / "cache"] if seeds else None,
-                             extra_manifest={"sources": kept_sources})
+                             extra_manifest=extra)
     return report, loaded
+
+
+EMPTY_NOW = "empty file"
+
+
+def _keep_previous_versions(index_dir: Path, loaded: LoadReport) -> None:
+    """Snapshot-or-keep: a file that reads empty now but had text when last indexed (caught
+    in the middle of being rewritten, most likely) keeps its previous version, with a note,
+    instead of leaving the collection until the next run."""
+    empty = [(p, r) for p, r in loaded.skipped if r == EMPTY_NOW]
+    if not empty:
+        return
+    try:
+        previous = load_index(index_dir).documents
+    except IndexError_:
+        return
+    for path, reason in empty:
+        try:
+            doc_id = str(Path(path).resolve())
+        except (OSError, RuntimeError):
+            continue
+        doc = previous.get(doc_id)
+        if doc is None or not doc.text.strip():
+            continue
+        loaded.skipped.remove((path, reason))
+        loaded.documents.append(doc)
+        loaded.notes.append((path, "reads empty now (being rewritten?); kept the version indexed before — "
+                                   "delete the file to remove it from the collection"))

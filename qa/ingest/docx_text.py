@@ -1,5 +1,6 @@
-"""Word .docx → (title, text), with python-docx for the package and its own walk
-over the body XML, so the order is the document's:
+"""Word .docx → (title, text): the package's relationships name the body part, which is
+streamed with lxml's ``iterparse`` (memory stays small: each top-level block is dropped once
+read, and reading stops at a cap on characters), walked in the document's order:
 
 * each paragraph is a line (``w:tab`` → tab, ``w:br`` → newline); text in a
   text box follows its paragraph on lines of its own; deleted revisions and
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 
 from qa.errors import InputError
 from qa.ingest.pdf_text import usable_title
@@ -25,14 +27,28 @@ _MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
 MAX_UNZIPPED = 1024 * 2**20      # a zip bomb is refused before it is opened
 
 
-def extract_docx(data: bytes) -> tuple[str, str]:
-    """Bytes of a .docx → (title or "", text). :class:`InputError` on failure."""
+_REL_OFFICE_DOCUMENT = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"
+_REL_CORE = "http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties"
+_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
+_DC_TITLE = "{http://purl.org/dc/elements/1.1/}title"
+MAX_SMALL_PART = 8 * 2**20       # .rels and core.xml are a few KB
+
+
+class TooLong(InputError):
+    """More text than one document may hold (the cap is in the message)."""
+
+
+def extract_docx(data: bytes, max_chars: int | None = None) -> tuple[str, str]:
+    """Bytes of a .docx → (title or "", text). :class:`InputError` on failure.
+
+    The body XML is streamed (``iterparse``, each top-level paragraph or table dropped
+    once read), so memory stays small whatever the file holds; with ``max_chars`` the
+    reading stops as soon as the text (a line break per paragraph included) passes it,
+    and :class:`TooLong` says so."""
     try:
-        import docx
-        from docx.opc.exceptions import PackageNotFoundError
         from lxml import etree
     except ImportError:
-        raise InputError("reading .docx needs the python-docx package (pip install python-docx)") from None
+        raise InputError("reading .docx needs the lxml package (pip install lxml)") from None
     if data.startswith(b"\xd0\xcf\x11\xe0"):
         raise InputError("old Word .doc format or encrypted .docx (not supported; save as .docx)")
     if not data.startswith(b"PK"):
@@ -41,26 +57,98 @@ def extract_docx(data: bytes) -> tuple[str, str]:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             if sum(i.file_size for i in z.infolist()) > MAX_UNZIPPED:
                 raise InputError(f"not read: over {MAX_UNZIPPED // 2**20} MB when unzipped")
-        document = docx.Document(io.BytesIO(data))
-        body = document.element.body
+            main, core = _parts(etree, z)
+            lines = _stream_body(etree, z, main, max_chars)
+            title = _title(etree, z, core)
     except InputError:
         raise
-    except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError, etree.XMLSyntaxError,
-            OSError, EOFError, NotImplementedError) as e:
-        raise InputError(f"damaged or not a .docx file ({_short(e)})") from None
-
-    try:
-        lines = _blocks(etree, body)
     except RecursionError:
         raise InputError("damaged .docx (nesting too deep)") from None
-    text = "\n".join(line for line in lines if line.strip())
+    except (zipfile.BadZipFile, KeyError, ValueError, etree.XMLSyntaxError, OSError, EOFError,
+            NotImplementedError, zlib.error) as e:
+        raise InputError(f"damaged or not a .docx file ({_short(e)})") from None
+    text = "\n".join(lines)
     if not text.strip():
         raise InputError("no text in .docx")
-    try:
-        title = usable_title(document.core_properties.title)
-    except Exception:   # noqa: BLE001 — broken core.xml: no title, text still good
-        title = ""
     return title, text
+
+
+def _parser(etree):
+    return etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True, remove_pis=True)
+
+
+def _small_xml(etree, z: zipfile.ZipFile, name: str):
+    info = z.getinfo(name)
+    if info.file_size > MAX_SMALL_PART:
+        raise ValueError(f"{name} is {info.file_size} bytes")
+    return etree.fromstring(z.read(name), parser=_parser(etree))
+
+
+def _parts(etree, z: zipfile.ZipFile) -> tuple[str, str | None]:
+    """(the main document part, the core properties part or None), from the package's
+    relationships (python-docx's way); a package without them is not a .docx."""
+    if "[Content_Types].xml" not in z.namelist():
+        raise ValueError("no [Content_Types].xml: not an Office package")
+    try:
+        rels = _small_xml(etree, z, "_rels/.rels")
+    except KeyError:
+        raise ValueError("no _rels/.rels: not an Office package") from None
+    main = core = None
+    for rel in rels.iter(_PKG_REL):
+        target = (rel.get("Target") or "").lstrip("/")
+        if rel.get("Type") == _REL_OFFICE_DOCUMENT and main is None:
+            main = target
+        elif rel.get("Type") == _REL_CORE and core is None:
+            core = target
+    if not main:
+        raise ValueError("no main document part: not a Word document")
+    return main, core
+
+
+def _title(etree, z: zipfile.ZipFile, core: str | None) -> str:
+    if not core:
+        return ""
+    try:
+        el = _small_xml(etree, z, core).find(_DC_TITLE)
+    except Exception:   # noqa: BLE001 — broken core.xml: no title, text still good
+        return ""
+    return usable_title(el.text if el is not None else None)
+
+
+def _stream_body(etree, z: zipfile.ZipFile, part: str, max_chars: int | None) -> list[str]:
+    """The non-blank lines of the body, block by block, in order."""
+    lines: list[str] = []
+    total = 0
+    depth = 0           # elements open below <w:body>; a block is a direct child of it
+    in_body = False
+    with z.open(part) as stream:
+        for event, el in etree.iterparse(stream, events=("start", "end"), resolve_entities=False,
+                                         no_network=True, remove_comments=True, remove_pis=True):
+            if event == "start":
+                if in_body:
+                    depth += 1
+                elif el.tag == _W + "body":
+                    in_body = True
+                continue
+            if not in_body:
+                continue
+            if el.tag == _W + "body" and depth == 0:
+                in_body = False
+                continue
+            depth -= 1
+            if depth:
+                continue
+            block = _blocks(etree, [el])
+            total += max(1, sum(len(line) + 1 for line in block))   # an empty paragraph counts too
+            lines.extend(line for line in block if line.strip())
+            if max_chars is not None and total > max_chars:
+                raise TooLong(f"too long: over {max_chars:,} characters of text (the limit per document; "
+                              f"stopped reading there). Split it into smaller files")
+            el.clear()
+            parent = el.getparent()
+            while parent is not None and el.getprevious() is not None:   # read blocks: free them
+                del parent[0]
+    return lines
 
 
 def _blocks(etree, container) -> list[str]:

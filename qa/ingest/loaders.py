@@ -38,6 +38,11 @@ __all__ = ["SUPPORTED_SUFFIXES", "MAX_FILE_BYTES", "LoadReport", "read_document"
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
 MAX_FILE_BYTES = 200 * 1024 * 1024
+# At most this many characters of text per document (≈ 15 MB of UTF-8 Chinese, ten long novels;
+# encoding it takes hours on a CPU). A .txt/.md over 4 bytes a character cannot fit and is
+# refused before it is read; a .docx or PDF stops being read once its text passes the cap.
+MAX_TEXT_CHARS = 5_000_000
+TEXT_SUFFIXES = (".txt", ".md")
 TITLE_CHARS = 80
 _MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 
@@ -58,6 +63,16 @@ def title_from_text(text: str, fallback: str) -> str:
         if any(ch.isalnum() for ch in line):      # not a rule, an image or punctuation
             return line[:TITLE_CHARS]
     return fallback
+
+
+def size_mb(size: int, limit: int) -> str:
+    """``size`` in MB with as many decimals as it takes to differ from ``limit`` (so a
+    file one byte over 200 MB never reads "200 MB; the limit is 200 MB")."""
+    for decimals in range(0, 7):
+        shown = f"{size / 2**20:.{decimals}f}"
+        if float(shown) != limit / 2**20:
+            return f"{shown} MB"
+    return f"{size:,} bytes"
 
 
 class _Skip(InputError):
@@ -89,8 +104,15 @@ def _stat(path: Path) -> os.stat_result:
     if not stat.S_ISREG(st.st_mode):
         raise _Skip(path, "not a regular file (device, pipe or socket)")
     if st.st_size > MAX_FILE_BYTES:
-        raise _Skip(path, f"too large ({st.st_size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB)")
+        raise _Skip(path, f"too large ({size_mb(st.st_size, MAX_FILE_BYTES)}; the limit is {MAX_FILE_BYTES // 2**20} MB)")
+    if path.suffix.lower() in TEXT_SUFFIXES and st.st_size > 4 * MAX_TEXT_CHARS:
+        raise _Skip(path, _too_long(f"{st.st_size / 2**20:.1f} MB of text"))
     return st
+
+
+def _too_long(what: str) -> str:
+    return (f"too long for one document ({what}; the limit is {MAX_TEXT_CHARS:,} characters). "
+            f"Split it into smaller files")
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -121,11 +143,14 @@ def _extract(path: Path, data: bytes) -> tuple[str, str, str]:
         return title, text, ""
     if suffix == ".pdf":
         from qa.ingest.pdf_text import extract_pdf
-        title, text = extract_pdf(data)
+        title, text = extract_pdf(data, max_chars=MAX_TEXT_CHARS)
         return title, text, ""
     if suffix == ".docx":
-        from qa.ingest.docx_text import extract_docx
-        title, text = extract_docx(data)
+        from qa.ingest.docx_text import TooLong, extract_docx
+        try:
+            title, text = extract_docx(data, max_chars=MAX_TEXT_CHARS)
+        except TooLong:
+            raise InputError(_too_long("its text goes on past the limit; stopped reading there")) from None
         return title, text, ""
     decoded = decode_bytes(data)
     if not decoded.text.strip():
@@ -152,6 +177,8 @@ def _read(path: Path, doc_id: str | None = None) -> tuple[Document, str]:
         raise _Skip(path, "nested too deeply to read") from None
     except Exception as e:   # noqa: BLE001 — a bad file must never escape as anything but InputError
         raise _Skip(path, f"cannot read ({_describe(e)})") from None
+    if len(text) > MAX_TEXT_CHARS:
+        raise _Skip(path, _too_long(f"{len(text):,} characters"))
     title = title or title_from_text(text, path.stem)
     try:
         resolved = str(path.resolve())
@@ -186,9 +213,18 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("~$")
 
 
-def _walk_folder(root: Path, report: LoadReport, seen: set) -> int:
-    """Read the supported files under ``root``; returns how many it tried."""
+LINK_OUT = "symlink to outside the folder, not followed (qa index --follow-links follows it)"
+
+
+def _inside(real: Path, root: Path | None) -> bool:
+    return root is not None and (real == root or root in real.parents)
+
+
+def _walk_folder(root: Path, report: LoadReport, seen: set, follow_links: bool = False) -> int:
+    """Read the supported files under ``root``; returns how many it tried. A symlink whose
+    target lies outside ``root`` is not followed (a note says so) unless ``follow_links``."""
     tried = 0
+    root_real = _real(root)
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -210,6 +246,15 @@ def _walk_folder(root: Path, report: LoadReport, seen: set) -> int:
                 is_dir = entry.is_dir()          # follows symlinks; False for broken ones and loops
             except OSError:
                 is_dir = False
+            try:
+                is_link = entry.is_symlink()
+            except OSError:
+                is_link = False
+            if is_link and not follow_links and (is_dir or path.suffix.lower() in SUPPORTED_SUFFIXES):
+                real = _real(path)
+                if real is not None and not _inside(real, root_real):
+                    report.notes.append((str(path), LINK_OUT))
+                    continue
             if is_dir:
                 real = _real(path)
                 if real is not None and real not in seen:
@@ -250,8 +295,10 @@ def _read_into(path: Path, report: LoadReport, seen: set) -> None:
         report.notes.append((str(path), note))
 
 
-def load_paths(paths: list[str | os.PathLike]) -> LoadReport:
-    """Files and folders (recursively) → documents, with a reason for every skip. Never raises."""
+def load_paths(paths: list[str | os.PathLike], follow_links: bool = False) -> LoadReport:
+    """Files and folders (recursively) → documents, with a reason for every skip. Never raises.
+    Inside folders, symlinks leading out of the folder are followed only with ``follow_links``
+    (a file or folder named in ``paths`` is always read, symlink or not)."""
     report = LoadReport()
     seen: set = set()
     if isinstance(paths, (str, bytes, os.PathLike)):     # one path passed on its own
@@ -263,13 +310,13 @@ def load_paths(paths: list[str | os.PathLike]) -> LoadReport:
             report.skipped.append((str(p), "empty path"))
             continue
         try:
-            _load_one(Path(p), report, seen)
+            _load_one(Path(p), report, seen, follow_links)
         except Exception as e:   # noqa: BLE001 — the last guard: report, never raise
             report.skipped.append((str(p), f"cannot read ({_describe(e)})"))
     return report
 
 
-def _load_one(path: Path, report: LoadReport, seen: set) -> None:
+def _load_one(path: Path, report: LoadReport, seen: set, follow_links: bool = False) -> None:
     if "\x00" in str(path):
         report.skipped.append((str(path), "invalid path (contains a NUL character)"))
         return
@@ -296,7 +343,7 @@ def _load_one(path: Path, report: LoadReport, seen: set) -> None:
             if real in seen:
                 return
             seen.add(real)
-        tried = _walk_folder(path, report, seen)
+        tried = _walk_folder(path, report, seen, follow_links)
         if tried == 0:
             report.skipped.append((str(path), f"no documents in folder (looked for {' '.join(SUPPORTED_SUFFIXES)})"))
         return

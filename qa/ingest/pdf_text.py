@@ -36,8 +36,10 @@ def usable_title(title: object) -> str:
     return t[:200]
 
 
-def extract_pdf(data: bytes) -> tuple[str, str]:
-    """Bytes of a PDF → (metadata title or "", text). :class:`InputError` on failure."""
+def extract_pdf(data: bytes, max_chars: int | None = None) -> tuple[str, str]:
+    """Bytes of a PDF → (metadata title or "", text). :class:`InputError` on failure.
+    With ``max_chars``, pages stop being read once their text passes it (the caller
+    refuses such a document: it holds more than ``max_chars`` characters)."""
     try:
         import pypdf
         from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
@@ -68,12 +70,16 @@ def extract_pdf(data: bytes) -> tuple[str, str]:
                 AssertionError, RecursionError, OSError) as e:
             raise InputError(f"damaged PDF ({_short(e)})") from None
 
-        texts, failed = [], 0
+        texts, failed, total = [], 0, 0
         for page in pages:
             try:
                 texts.append(page.extract_text() or "")
             except Exception:   # noqa: BLE001 — one bad page must not lose the others
                 failed += 1
+                continue
+            total += len(texts[-1]) + 1
+            if max_chars is not None and total > max_chars:
+                break          # over the cap: enough to say so, no need to read the rest
         title = ""
         try:
             meta = reader.metadata
