@@ -56,7 +56,9 @@ def _cited(a, script: str, with_text: bool = True) -> list[str]:
     for c in a.citations:
         head = f"{a.text}  " if with_text else ""
         when = f" {c.date}" if c.date else ""
-        out.append(f"{head}{label('source', script)}：《{c.title}》{when}  [{c.doc_id} 字符 {c.start}–{c.end}]")
+        page = getattr(c, "page", None)
+        where = f"第 {page} {'頁' if script == 'traditional' else '页'} " if page is not None else ""
+        out.append(f"{head}{label('source', script)}：《{c.title}》{when}  [{c.doc_id} {where}字符 {c.start}–{c.end}]")
         rel_s, rel_e = c.start - c.sentence_start, c.end - c.sentence_start
         out.append(f"  {label('sentence', script)}：{mark(c.sentence, rel_s, rel_e)}")
     return out

@@ -14,6 +14,7 @@ from embeddings.encoders import DEFAULT_ENCODER, get_encoder
 from qa.index.build import check_fresh
 from qa.index.collection import open_default_index
 from qa.index.store import IndexData
+from qa.ingest.layout import place
 from qa.question import make_question
 from qa.read.base import make_reader
 from qa.retrieve import BM25Retriever, DenseRetriever, make_retriever
@@ -118,13 +119,15 @@ class Pipeline:
         return result
 
     def citation(self, c: Candidate) -> Citation:
+        """Where ``c`` stands: document, characters, sentence, passage, and for a scan or PDF
+        the page (and the quote's box on it)."""
         doc = self.index.documents[c.doc_id]
-        return Citation(doc_id=doc.doc_id, title=doc.title, start=c.start, end=c.end, quote=doc.text[c.start:c.end],
+        return place(Citation(doc_id=doc.doc_id, title=doc.title, start=c.start, end=c.end, quote=doc.text[c.start:c.end],
                         sentence=doc.text[c.sentence_start:c.sentence_end], sentence_start=c.sentence_start,
                         sentence_end=c.sentence_end,
                         passage_start=c.passage.chunk.start if c.passage else c.sentence_start,
                         passage_end=c.passage.chunk.end if c.passage else c.sentence_end,
-                        source=doc.source, date=doc.date)
+                        source=doc.source, date=doc.date), doc)
 
     def _to_answer(self, question: Question, c: Candidate) -> Answer:
         cit = self.citation(c)

@@ -10,9 +10,38 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+def _box(box: Any) -> tuple[float, float, float, float] | None:
+    return None if box is None else tuple(float(v) for v in box)   # JSON gives a list
+
+
+@dataclass(frozen=True)
+class LayoutSpan:
+    """Where ``[start, end)`` of a document's text stands on its page: ``page`` counts from 1;
+    ``box`` is ``(x0, y0, x1, y1)`` as fractions (0–1) of the page's width and height, origin
+    at the top left, or None where only the page is known (a PDF's text layer)."""
+
+    start: int
+    end: int
+    page: int
+    box: tuple[float, float, float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "page": self.page,
+                "box": list(self.box) if self.box is not None else None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LayoutSpan":
+        return cls(start=int(d["start"]), end=int(d["end"]), page=int(d["page"]), box=_box(d.get("box")))
+
+
 @dataclass(frozen=True)
 class Document:
-    """One source document, its text kept exactly as read."""
+    """One source document, its text kept exactly as read.
+
+    ``layout`` (PDFs and images only; empty for every other document) places the text on
+    pages: :class:`LayoutSpan` ranges in text order, one per OCR line (with its box) or per
+    page of a text layer; ``qa.ingest.layout.locate`` turns a citation's offsets into a page
+    and a box."""
 
     doc_id: str
     title: str
@@ -21,16 +50,25 @@ class Document:
     date: str | None = None   # ISO date where known
     script: str = "simplified"  # "simplified" | "traditional"
     mtime: float | None = None
+    layout: tuple[LayoutSpan, ...] = field(default=(), repr=False, hash=False)
 
     def to_dict(self, with_text: bool = True) -> dict[str, Any]:
-        d = asdict(self)
+        """JSON-ready; ``layout`` only when there is one (so other documents' dicts are as
+        they always were)."""
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "layout"}
         if not with_text:
             d.pop("text")
+        if self.layout:
+            d["layout"] = [s.to_dict() for s in self.layout]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Document":
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        kw = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        if "layout" in kw:
+            kw["layout"] = tuple(s if isinstance(s, LayoutSpan) else LayoutSpan.from_dict(s)
+                                 for s in (kw["layout"] or ()))
+        return cls(**kw)
 
 
 @dataclass(frozen=True)
@@ -140,12 +178,19 @@ class Citation:
     passage_end: int
     source: str = ""
     date: str | None = None
+    page: int | None = None   # page of a PDF or image the quote stands on (from 1)
+    box: tuple[float, float, float, float] | None = None   # the quote's box there (LayoutSpan.box)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["box"] = list(self.box) if self.box is not None else None
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Citation":
+        d = dict(d)
+        if d.get("box") is not None:
+            d["box"] = _box(d["box"])
         return cls(**d)
 
 

@@ -194,7 +194,7 @@ def test_html_main_text_without_navigation(tmp_path):
     doc = read_document(p)
     _fact_at(doc, FACT)                            # inline <b> does not split the sentence
     assert doc.title == "临江新区统计公报_临江新区政府网"
-    assert "港口吞吐量\t5600万吨" in doc.text       # a table row is one line, cells tab-separated
+    assert "指标：港口吞吐量，数值：5600万吨" in doc.text   # a table row is one line that carries its headers
     for junk in ("脚本数字", "color", "首页", "新闻中心", "政府网站群", "当前位置", "分享到微博",
                  "责任编辑", "相关新闻", "隐藏的统计口径", "版权所有", "请启用脚本"):
         assert junk not in doc.text, junk
@@ -249,8 +249,8 @@ def test_docx_paragraphs_and_table_in_order(tmp_path):
     i = _fact_at(doc, FACT)
     j = doc.text.find(fact_table)
     assert j > i
-    assert doc.text.split("\n") == ["年度工作报告", f"{FACT}，比上年增加。", "项目\t说明",
-                                    f"交通\t{fact_table}", "报告完。"]
+    assert doc.text.split("\n") == ["年度工作报告", f"{FACT}，比上年增加。", f"项目：交通，说明：{fact_table}",
+                                    "报告完。"]
 
 
 def test_docx_title_falls_back_to_first_line(tmp_path):
@@ -282,7 +282,7 @@ def test_docx_revisions_hyperlinks_content_controls_and_merged_cells(tmp_path):
         '</w:sdtContent></w:sdt>'))
     p = tmp_path / "rev.docx"
     d.save(str(p))
-    assert read_document(p).text.split("\n") == ["开头", "合并标题\t单位", "产值\t604.5\t亿元",
+    assert read_document(p).text.split("\n") == ["开头", "合并标题：产值 604.5，单位：亿元",
                                                   "保留插入的链接文字", "内容控件里的文字"]
 
 
@@ -575,7 +575,7 @@ def test_pdf_without_text_layer_and_damaged_pdf(tmp_path):
     cut = tmp_path / "cut.pdf"
     cut.write_bytes(good.read_bytes()[:300])
     reasons = _reasons(load_paths([blank, cut, good]))
-    assert reasons["scan.pdf"] == "PDF has no text layer (scanned? run OCR first)"
+    assert reasons["scan.pdf"] == "PDF has no text (no text layer, and no image for OCR to read)"
     assert reasons["cut.pdf"].startswith(("damaged PDF", "PDF has no"))
     assert "good.pdf" not in reasons
 

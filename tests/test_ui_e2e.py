@@ -1,8 +1,9 @@
 """The chat page in a real browser: ``qa serve`` in a subprocess, driven by
 headless Chromium through Playwright. Screenshots go to ``reports/ui/``.
 
-Skips (with the reason) where Gradio, Playwright or a Chromium binary is
-missing; ``bash setup.sh --test`` installs them. The server is always stopped.
+Each browser context starts with empty storage, so each test starts with an empty
+conversation (the page keeps it in localStorage). Skips (with the reason) where Gradio,
+Playwright or a Chromium binary is missing; ``bash setup.sh --test`` installs them. The server is always stopped.
 
 Every check waits for what it checks (``expect(locator)…`` and ``wait_for``, with
 generous timeouts): the page renders and answers asynchronously, and a loaded
@@ -170,7 +171,7 @@ def open_page(pg, url):
     """Open the page and wait until it is whole: question box, conversation, examples."""
     pg.goto(url)
     pg.wait_for_selector("#qa-question textarea", timeout=ANSWER_TIMEOUT)
-    pg.wait_for_selector("#qa-chat .qa-chat", timeout=ANSWER_TIMEOUT)
+    pg.wait_for_selector("#qa-chat[data-ready] .qa-chat", timeout=ANSWER_TIMEOUT)   # chat.js has started
     expect(pg.locator(".qa-example")).to_have_count(len(EXAMPLES))
 
 
@@ -321,9 +322,22 @@ def test_examples_and_clear(page):
     wait_answered(page, 2)
     expect(turns(page).nth(1).locator(".qa-bubble")).to_have_text("經開區2019年經濟總量是多少")
     shot(page, "conversation")
-    page.click("#qa-clear")
+    clear_conversation(page)
     expect(page.locator("#qa-chat .qa-empty")).to_be_visible()
     expect(page.locator("#qa-chat .qa-turn")).to_have_count(0)
+
+
+def clear_conversation(pg, undo: bool = False):
+    """清空 → confirm (→ 撤销 while it is offered)."""
+    pg.click("#qa-clear")
+    bar = pg.locator("#qa-bar")
+    expect(bar).to_be_visible()
+    expect(bar).to_contain_text("清空全部")
+    bar.locator(".qa-bar-yes").click()
+    expect(bar.locator(".qa-bar-yes")).to_have_text("撤销")
+    if undo:
+        bar.locator(".qa-bar-yes").click()
+        expect(bar).to_be_hidden()
 
 
 def test_each_session_keeps_its_own_conversation(browser, server):

@@ -1,9 +1,11 @@
 """The chat page's HTML, without a browser: highlighting at the citation
 offsets, escaping of document text, the "not found" note, folded alternatives,
-and the two steps of a question (``ui.chat.prepare_turn`` / ``answer_turn``)."""
+the server's side of a question (``ui.chat.ask_turn``) and of a reload (``restore_turns``:
+saved answers rendered again, no server paths), the document library, errors in Chinese."""
 from __future__ import annotations
 
 import html
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -257,22 +259,20 @@ def test_offsets_out_of_range_do_not_break_rendering(doc):
     assert "别的句子" in out
 
 
-def test_conversation_notice_and_pending():
+def test_conversation_and_notice():
     assert "qa-empty" in render.render_conversation([])
     conv = render.render_conversation(["<section class=\"qa-turn\">a</section>", "<section class=\"qa-turn\">b</section>"])
     assert conv.count("qa-turn") == 2 and "qa-empty" not in conv
     assert render.render_notice("") == ""
     n = render.render_notice("问题为空 <b>")
     assert 'role="alert"' in n and "&lt;b&gt;" in n
-    p = parse(render.render_pending("新材料<b>产值"))
-    assert p.texts["qa-bubble"] == ["新材料<b>产值"]
 
 
-# ---- the two steps of a question, as the page runs them (no Gradio needed) ----
+# ---- the server's side of the conversation, as ui/chat.js calls it (no Gradio needed) ----
 
 class FakePipe:
     def __init__(self, doc, answer):
-        self.index = type("I", (), {"documents": {doc.doc_id: doc}})()
+        self.index = type("I", (), {"documents": {doc.doc_id: doc}, "chunks": []})()
         self._answer = answer
         self.asked = []
 
@@ -281,44 +281,152 @@ class FakePipe:
         return self._answer
 
 
-def test_prepare_turn_rejects_empty_and_too_long_questions():
-    from ui.chat import prepare_turn
-    chat, q, notice = prepare_turn("   ", [])
-    assert chat is None and q is None and "问题为空" in notice
-    chat, q, notice = prepare_turn("问" * 5000, [])
-    assert chat is None and q is None and "问题太长" in notice
-    chat, q, notice = prepare_turn("  新材料产业产值是多少 ", ["<section class=\"qa-turn\">old</section>"])
-    assert q == "新材料产业产值是多少" and notice == ""
-    assert "old" in chat and "qa-turn--pending" in chat
-
-
-def test_answer_turn_appends_to_this_session_only(doc, answer):
-    from ui.chat import MAX_TURNS, answer_turn
+def test_ask_turn_refuses_empty_and_too_long_questions_in_chinese(doc, answer):
+    from ui.chat import ask_turn, empty_notice, too_long_notice
     pipe = FakePipe(doc, answer)
-    mine: list[str] = []
-    chat, turns, notice = answer_turn(pipe, "新材料产业产值是多少", mine)
-    assert mine == [] and len(turns) == 1 and notice == ""      # a new list: no shared mutable state
-    assert "604.5亿元" in chat and "qa-turn--pending" not in chat
-    many = ["<section class=\"qa-turn\">x</section>"] * (MAX_TURNS + 5)
-    _, turns, _ = answer_turn(pipe, "q", many)
-    assert len(turns) == MAX_TURNS
+    for q in ("   ", None, "问" * 5000):
+        out = ask_turn(pipe, q)
+        assert out["ok"] is False and "html" not in out
+        assert parse(out["notice"]).texts["qa-notice"]
+    assert "问题为空" in ask_turn(pipe, "  ")["notice"] and "问题太长" in ask_turn(pipe, "问" * 5000)["notice"]
+    assert pipe.asked == []                                       # never reached the pipeline
+    # the browser checks the same way, with the same words
+    assert "问题为空" in empty_notice()
+    assert too_long_notice().format(n=5000) == "问题太长：5000 个字符，上限 1000 个"
+    out = ask_turn(pipe, "  新材料产业产值是多少 ")
+    assert out["ok"] and pipe.asked == ["新材料产业产值是多少"]
 
 
-def test_answer_turn_shows_errors_as_a_notice(doc, answer):
+def test_ask_turn_gives_the_turn_and_a_record_without_server_paths(doc, answer):
+    from ui.chat import ask_turn
+    path_doc = make_doc(TEXT, doc_id="/srv/qahome/uploads/default/测试镇概况.txt",
+                        source="/srv/qahome/uploads/default/测试镇概况.txt")
+    main = cite(path_doc, "604.5亿元", SENT)
+    a = Answer(question="新材料产业产值是多少", text="604.5亿元", score=0.89, no_answer=False, citations=[main],
+               timings={"total_ms": 21.4, "read_ms": 3.0},
+               alternatives=[Answer("新材料产业产值是多少", "148家", 0.81, False, [cite(path_doc, "148家", SENT)])])
+    out = ask_turn(FakePipe(path_doc, a), "新材料产业产值是多少")
+    assert out["ok"] and "604.5亿元" in out["html"] and "qa-turn--pending" not in out["html"]
+    import json
+    everything = out["html"] + json.dumps(out["record"], ensure_ascii=False)
+    assert "/srv/" not in everything and "qahome" not in everything and "uploads/default" not in everything
+    assert "测试镇概况.txt" in out["html"]                            # the file's name is shown, not its folder
+    rec = out["record"]
+    assert rec["text"] == "604.5亿元" and rec["timings"] == {"total_ms": 21.4}
+    assert rec["citations"][0]["doc_id"] == render.doc_key(path_doc.doc_id)
+    assert rec["alternatives"][0]["citations"][0]["source"] == "测试镇概况.txt"
+
+
+def test_saved_records_render_again_with_todays_documents(doc, answer):
+    from ui.chat import ask_turn, restore_turns
+    pipe = FakePipe(doc, answer)
+    first = ask_turn(pipe, "新材料产业产值是多少")
+    again = restore_turns(pipe, [first["record"]])
+    assert again == [first["html"]]                                # the same turn, document panel and all
+    # the document gone from the collection: the answer stays, the panel goes
+    gone = FakePipe(make_doc("别的文档。", doc_id="other"), answer)
+    (html_gone,) = restore_turns(gone, [first["record"]])
+    t = parse(html_gone)
+    assert t.texts["qa-answer-text"] == ["604.5亿元"] and "qa-doc-body" not in t.texts
+    assert "qa-doc-missing" in t.texts
+    # the document changed under the citation: no panel highlighting the wrong text
+    changed = FakePipe(make_doc(TEXT.replace("604.5", "999.9"), doc_id=doc.doc_id), answer)
+    out = restore_turns(changed, [first["record"]])[0]
+    main = out.split('<details class="qa-alts"')[0]
+    assert "qa-doc-body" not in main and "qa-doc-missing" in main
+    assert "999.9" not in "".join(parse(out).texts["qa-hl"])       # never the wrong span highlighted
+
+
+@pytest.mark.parametrize("bad", [None, 3, "x", {}, {"question": 1}, {"question": "q", "text": "t"},
+                                 {"question": "q", "text": "t", "score": "high", "no_answer": False},
+                                 {"question": "q", "text": "t", "score": 1, "no_answer": False,
+                                  "citations": [{"doc_id": "x", "start": "0"}]}])
+def test_a_damaged_record_loses_only_itself(doc, answer, bad):
+    from ui.chat import ask_turn, restore_turns
+    pipe = FakePipe(doc, answer)
+    good = ask_turn(pipe, "q")["record"]
+    out = restore_turns(pipe, [good, bad, good])
+    assert out[1] is None and out[0] == out[2] and "604.5亿元" in out[0]
+    assert restore_turns(pipe, "not a list") == []
+
+
+def test_restore_keeps_the_last_turns_only(doc, answer):
+    from ui.chat import MAX_TURNS, ask_turn, restore_turns
+    pipe = FakePipe(doc, answer)
+    rec = ask_turn(pipe, "q")["record"]
+    assert len(restore_turns(pipe, [rec] * (MAX_TURNS + 7))) == MAX_TURNS
+
+
+def test_saved_record_html_is_escaped(doc, answer):
+    from ui.chat import ask_turn, restore_turns
+    rec = ask_turn(FakePipe(doc, answer), "q")["record"]
+    rec = dict(rec, question=EVIL, text=EVIL)
+    (out,) = restore_turns(FakePipe(doc, answer), [rec])
+    assert "<script" not in out and "<img" not in out and "&lt;script&gt;" in out
+
+
+def test_errors_are_a_chinese_notice_without_english_or_paths(doc, answer):
     from qa.errors import IndexError_
-    from ui.chat import answer_turn
+    from ui.chat import ask_turn
+    from ui.messages import has_latin_words
 
     class Broken(FakePipe):
         def answer(self, q):
             raise self.exc
 
     pipe = Broken(doc, answer)
-    pipe.exc = IndexError_("索引已损坏 (run: qa index --rebuild)")
-    chat, turns, notice = answer_turn(pipe, "q", [])
-    assert turns == [] and "qa index --rebuild" in notice and "qa-empty" in chat
+    pipe.exc = IndexError_("index file chunks.json in /srv/index is damaged (checksum mismatch); "
+                           "rebuild it: qa index --rebuild")
+    out = ask_turn(pipe, "q")
+    text = parse(out["notice"]).texts["qa-notice"][0]
+    assert out["ok"] is False and "索引" in text and "/srv" not in text and not has_latin_words(text)
     pipe.exc = RuntimeError("boom <x>")
-    chat, turns, notice = answer_turn(pipe, "q", [])
-    assert parse(notice).texts["qa-notice"] == ["出错了，请稍后再试（内部错误：RuntimeError）"]   # no "<x>"
+    text = parse(ask_turn(pipe, "q")["notice"]).texts["qa-notice"][0]
+    assert text == "回答时出错了，请稍后再试。"
+
+
+def test_an_english_question_that_finds_nothing_gets_a_hint():
+    none = dict(text="文档中没有找到这个问题的答案。", score=0.1, no_answer=True)
+    for q in ("What is the GDP of Shangyu in 2020?", "上虞のGDPはいくらですか", "How much is 新材料产业 output?"):
+        t = parse(render.render_answer(Answer(question=q, **none)))
+        assert "请用中文提问" in t.texts["qa-hint"][0], q
+    for q in ("火星上有多少个湖泊?", "GDP是多少", "2019年iPhone销量是多少"):
+        assert "qa-hint" not in render.render_answer(Answer(question=q, **none)), q
+    assert render.is_foreign("What is this?") and not render.is_foreign("新材料产业产值是多少")
+    # answered anyway (a reader finds something in any question): warned that it may be wrong
+    t = parse(render.render_answer(Answer(question="What is the GDP of Mars?", text="方圆", score=0.39,
+                                          no_answer=False)))
+    assert "请用中文再问一次" in t.texts["qa-hint"][0]
+    assert "qa-hint" not in render.render_answer(Answer(question="新材料产业产值是多少", text="604.5亿元",
+                                                        score=0.6, no_answer=False))
+
+
+@pytest.mark.parametrize("source, shown", [
+    ("/home/u/.cache/qa-zh/uploads/default/测试镇概况.txt", "测试镇概况.txt"),
+    ("C:\\Users\\u\\uploads\\报告.docx", "报告.docx"),
+    ("uploads/default/a.md", "a.md"),
+    ("浙江日报 第00011版 专版（朱银燕 倪贤方）", "浙江日报 第00011版 专版（朱银燕 倪贤方）"),
+    ("https://example.com/a/b.html", "https://example.com/a/b.html"),
+    ("", ""), (None, ""),
+])
+def test_sources_show_a_file_name_never_a_folder(source, shown):
+    assert render.display_source(source) == shown
+
+
+def test_library_lists_documents_and_offers_delete_for_uploads_only():
+    entries = [{"title": "测试镇概况", "name": "测试镇概况.txt", "date": "2026-11-30", "chars": 12345,
+                "passages": 3, "key": "测试镇概况.txt"},
+               {"title": EVIL, "name": "001_x.txt", "date": "", "chars": 800, "passages": 5}]
+    out = render.render_library(entries)
+    t = parse(out)
+    assert t.texts["qa-lib-title"] == ["《测试镇概况》", f"《{EVIL}》"]
+    assert t.texts["qa-lib-name"] == ["测试镇概况.txt", "001_x.txt"]
+    assert t.texts["qa-lib-date"] == ["2026-11-30"] and t.texts["qa-lib-size"] == ["1.2 万字", "800 字"]
+    assert t.texts["qa-lib-passages"] == ["3 段", "5 段"]
+    deletes = [a for tag, a in t.tags if tag == "button"]
+    assert len(deletes) == 1 and deletes[0]["data-key"] == "测试镇概况.txt"
+    assert "<script" not in out
+    assert "文档库是空的" in render.render_library([])
 
 
 def test_build_app_queues_several_sessions_at_once(doc, answer):
@@ -329,3 +437,23 @@ def test_build_app_queues_several_sessions_at_once(doc, answer):
     assert demo._queue.default_concurrency_limit == CONCURRENCY
     kw = launch_kwargs()
     assert "allowed_paths" not in kw and "mark.qa-hl" in kw["css"]
+
+
+def test_gradio_words_are_chinese_in_every_language():
+    pytest.importorskip("gradio", reason="gradio is not installed")
+    from ui.app import launch_kwargs
+    from ui.i18n import GRADIO_LOCALES
+    from ui.messages import has_latin_words
+    tr = launch_kwargs()["i18n"].translations_dict
+    assert {"en", "fr", "zh-CN"} <= set(tr) and set(GRADIO_LOCALES) <= set(tr)
+    for words in tr.values():
+        assert words["upload_text.drop_file"] == "把文件拖到这里"
+        assert words["upload_text.click_to_upload"] == "点击选择文件"
+        assert not any(has_latin_words(re.sub(r"\{\w+\}", "", w).replace("Cookie", "")) for w in words.values())
+
+
+def test_each_collection_keeps_its_own_conversation(tmp_path):
+    from ui.app import storage_key
+    assert storage_key(None) == "qa-chat:v1:default"
+    a, b = storage_key(tmp_path / "a" / "idx"), storage_key(tmp_path / "b" / "idx")
+    assert a != b and a.startswith("qa-chat:v1:idx-")

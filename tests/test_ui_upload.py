@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+import re
+
 from qa.api import get_pipeline
 from ui import app, uploads
+from ui.messages import has_latin_words
 
 FACT = "临江新区2023年的注册企业数量为3721家"
 QUESTION = "临江新区2023年的注册企业数量是多少"
@@ -93,7 +96,7 @@ def test_save_uploads_stays_inside_the_folder(tmp_path):
     names = sorted(p.name for p in saved)
     assert names == ["escape.txt", "hidden.txt", "link.txt", "报告 (2).txt", "报告.txt"]
     assert all(p.parent == dest.resolve() for p in saved)
-    assert skipped == [("tool.exe", "不支持的文件类型 .exe（支持：.txt .md .html .htm .pdf .docx）")]
+    assert skipped == [("tool.exe", f"不支持 .exe 文件。可以上传的文件类型：{' '.join(uploads.UPLOAD_TYPES)}")]
     assert outside.read_text(encoding="utf-8") == "不要改我"              # not written through the link
     assert not (dest / "link.txt").is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gradio", "outside.txt", "uploads"]
@@ -131,9 +134,12 @@ def test_upload_indexes_refreshes_and_the_chat_answers(home, tmp_path, tiny_inde
     folder = uploads.upload_dir(index)
     assert folder.parent == home / "uploads"
     assert [p.name for p in folder.iterdir()] == ["临江 报告.txt"]         # the unreadable one is not kept
-    assert "已加入 1 个文件" in summary and "临江 报告.txt（新增）" in summary
-    assert "未能加入 2 个文件" in summary and "坏.docx" in summary and "setup.exe" in summary
-    assert "not a .docx file" in summary and "不支持的文件类型 .exe" in summary
+    # in plain Chinese: the title added, then each file left out and why
+    assert "已加入《临江新区统计公报》，可以提问了。" in summary
+    assert "没有加入 2 个文件" in summary and "坏.docx：不是有效的 Word（.docx）文件" in summary
+    assert f"setup.exe：不支持 .exe 文件。可以上传的文件类型：{' '.join(uploads.UPLOAD_TYPES)}" in summary
+    assert not has_latin_words(re.sub(r"setup\.exe|\.\w+|Word|<[^>]*>", "", summary))     # file names apart
+    assert str(home) not in summary and "/" not in re.sub(r"<[^>]*>", "", summary)
     # progress: saving, reading, encoding (with a rate and the time left), reloading
     descs = [d for _, d in progress.calls]
     assert descs[0] == "保存上传的文件" and descs[-1] == "载入更新后的索引"
@@ -155,10 +161,10 @@ def test_upload_indexes_refreshes_and_the_chat_answers(home, tmp_path, tiny_inde
     # the same file again, edited: "updated", only its text encoded; unchanged: nothing encoded
     edited = gbk_file(browser / "d", "临江 报告.txt", extra="临江新区的道路总里程为482公里。\r\n")
     summary, pipe = uploads.add_uploads([str(edited)], index, Progress())
-    assert "临江 报告.txt（已更新）" in summary and "更新 1 篇" in summary
+    assert "已更新《临江新区统计公报》，可以提问了。" in summary
     assert pipe.answer("临江新区的道路总里程是多少").text == "482公里"
     summary, same = uploads.add_uploads([str(edited)], index, None)
-    assert "（内容未变）" in summary and "编码 0 段文字" in summary
+    assert "《临江新区统计公报》已在文档库中，内容没有变化。" in summary
     assert same is None and get_pipeline(index) is pipe               # nothing changed: nothing reloaded
     assert [p.name for p in folder.iterdir()] == ["临江 报告.txt"]
 
@@ -172,24 +178,85 @@ def test_nothing_readable_leaves_the_documents_and_the_folder_as_they_were(home,
     bad = tmp_path / "empty.txt"
     bad.write_bytes(b"")
     summary, pipe = uploads.add_uploads([str(bad)], index)
-    assert pipe is None and "未能加入 1 个文件" in summary and "empty file" in summary
+    assert pipe is None and "没有加入 1 个文件" in summary and "empty.txt：文件是空的" in summary
     assert load_index(tiny_index_copy).documents == before
     assert not list(uploads.upload_dir(index).iterdir())
 
 
-def test_the_page_wires_the_upload_to_the_chat(home, tmp_path, tiny_index_copy):
-    """build_app: a multi-file upload control with the supported types; its handler
-    swaps the page's pipeline, so the next question is answered from the new index."""
+def _page(index):
+    """build_app's handlers by name, and the chat's server functions (called by ui/chat.js)."""
     gr = pytest.importorskip("gradio")
-    index = str(tiny_index_copy)
     demo = app.build_app(index)
-    controls = [b for b in demo.blocks.values() if isinstance(b, gr.File)]
-    assert len(controls) == 1
-    assert controls[0].file_count == "multiple" and set(controls[0].file_types) == set(uploads.UPLOAD_TYPES)
     fns = {f.fn.__name__: f.fn for f in demo.fns.values() if getattr(f, "fn", None)}
-    summary, header, cleared = fns["upload"]([str(gbk_file(tmp_path / "g", "公报.txt"))])
-    assert "已加入 1 个文件" in summary and cleared is None
-    assert f"{len(get_pipeline(index).index.documents)} 篇文档" in header
-    chat, turns, notice = fns["respond"](QUESTION, [])
-    assert "3721家" in chat and notice == ""
-    assert "公报.txt" in chat or "临江新区统计公报" in chat
+    chat = next(b for b in demo.blocks.values() if isinstance(b, gr.HTML) and getattr(b, "server_fns", None))
+    return gr, demo, fns, chat
+
+
+def test_the_page_wires_upload_library_delete_and_chat(home, tmp_path, tiny_index_copy):
+    """build_app: one multi-file upload control that takes any file (the server refuses other
+    types in Chinese: the browser would refuse them in English); an upload and a delete swap the
+    page's pipeline, so the next question is answered from the updated index."""
+    index = str(tiny_index_copy)
+    gr, demo, fns, chat = _page(index)
+    controls = [b for b in demo.blocks.values() if isinstance(b, gr.File)]
+    assert len(controls) == 1 and controls[0].file_count == "multiple" and not controls[0].file_types
+    assert all(t in controls[0].label for t in uploads.UPLOAD_TYPES)
+    assert {f.__name__ for f in chat.server_fns} == {"ask", "restore"}
+    assert "3721家" not in chat.ask({"q": QUESTION})["html"]
+
+    summary, header, library, panel, cleared = fns["upload"]([str(gbk_file(tmp_path / "g", "公报.txt"))])
+    n = len(get_pipeline(index).index.documents)
+    assert "已加入《临江新区统计公报》，可以提问了。" in summary and cleared is None
+    assert f"{n} 篇文档" in header and panel.label == f"文档库（{n} 篇）"
+    assert 'data-key="公报.txt"' in library and "临江新区统计公报" in library
+    assert str(home) not in library and str(tiny_index_copy) not in library
+    out = chat.ask({"q": QUESTION})
+    assert out["ok"] and "3721家" in out["html"] and str(home) not in out["html"]
+    assert "公报.txt" in out["html"]                                   # the file's name, not its folder
+    restored = chat.restore({"records": [out["record"]]})
+    assert restored == [out["html"]]
+
+    # delete it: gone from the folder, the index, the library and the answers
+    summary, header, library, panel = fns["delete"](gr.EventData(None, {"key": "公报.txt"}))
+    assert "已删除《临江新区统计公报》" in summary and "公报.txt" not in library
+    assert panel.label == f"文档库（{n - 1} 篇）"
+    assert not (uploads.upload_dir(index) / "公报.txt").exists()
+    assert "3721家" not in chat.ask({"q": QUESTION})["html"]
+    # a saved answer citing it still shows, without the document panel
+    (again,) = chat.restore({"records": [out["record"]]})
+    assert "3721家" in again and "qa-doc-body" not in again.split('<details class="qa-alts"')[0]
+    # deleting it again, or a path, deletes nothing
+    for key in ("公报.txt", "../index/manifest.json", None):
+        summary, *_ = fns["delete"](gr.EventData(None, {"key": key}))
+        assert "找不到这篇文档" in summary
+    assert (tiny_index_copy / "manifest.json").exists()
+
+
+def test_delete_updates_the_collection_incrementally(home, tmp_path, tiny_index_copy, tiny_qa):
+    from qa.index.collection import delete_document_file, list_documents
+    from qa.index.store import load_index
+    index = str(tiny_index_copy)
+    uploads.add_uploads([str(gbk_file(tmp_path / "a", "临江.txt"))], index)
+    before = {e["name"]: e for e in list_documents(load_index(tiny_index_copy))}
+    assert before["临江.txt"]["passages"] >= 1 and before["临江.txt"]["chars"] > 20
+    assert before["临江.txt"]["date"] and all("/" not in e["name"] for e in before.values())
+    summary, pipe = uploads.delete_upload("临江.txt", index)
+    assert pipe is not None and "已删除" in summary
+    after = load_index(tiny_index_copy)
+    assert {e["name"] for e in list_documents(after)} == set(before) - {"临江.txt"}
+    assert pipe.answer(QUESTION).text != "3721家"
+    for question, expected in tiny_qa:                                  # the rest stays answered
+        assert pipe.answer(question).text == expected
+    # the update encoded nothing: the other documents' vectors came from the cache
+    report, _ = delete_document_file(tiny_index_copy, tmp_path / "not-there.txt", seeds=False)
+    assert report.texts_encoded == 0 and not report.removed
+
+
+def test_the_last_document_of_a_collection_is_not_deleted(home, tmp_path):
+    folder = tmp_path / "one"
+    idx = tmp_path / "idx"
+    summary, pipe = uploads.add_uploads([str(gbk_file(folder, "唯一.txt"))], str(idx))
+    assert pipe is not None or "已加入" in summary
+    summary, pipe = uploads.delete_upload("唯一.txt", str(idx))
+    assert pipe is None and "不能删除" in summary
+    assert (uploads.upload_dir(str(idx)) / "唯一.txt").exists()

@@ -3,22 +3,29 @@
 A question (simplified or traditional) gets its answer in the question's
 script with its score, the sources under it (title, date, source, the cited
 sentence with the span highlighted, and the whole document folded, scrolled to
-the span), and the other candidates folded. Each browser session keeps its own
-conversation in ``gr.State``; nothing user-specific lives in module globals.
+the span), and the other candidates folded. Below, the document library: the
+collection's documents, uploading new ones and deleting uploaded ones.
 
-This module is the Gradio page and :func:`serve`; the rest is Gradio-free:
-:mod:`ui.chat` (the two steps of a question), :mod:`ui.uploads` (the user's
-own documents) and :mod:`ui.render` (all HTML, escaping all document text).
+The conversation is the browser's (``ui/chat.js``, in a ``gr.HTML``): questions
+queue in the order they were sent and the turns persist in ``localStorage`` per
+collection; the server answers one question per call (:mod:`ui.chat`) and keeps
+nothing per user. The rest is Gradio-free: :mod:`ui.uploads` (the user's own
+documents), :mod:`ui.render` (all HTML, escaping all document text),
+:mod:`ui.messages` (errors in Chinese), :mod:`ui.i18n` (Gradio's words in Chinese).
 """
 from __future__ import annotations
 
+import ipaddress
 import os
+import sys
+import threading
 from pathlib import Path
 
 from qa.errors import UsageError
 from ui import render
-from ui.chat import answer_turn, prepare_turn
-from ui.uploads import UPLOAD_TYPES, add_uploads
+from ui.chat import MAX_TURNS, ask_turn, empty_notice, restore_turns, too_long_notice
+from ui.i18n import translations
+from ui.uploads import UPLOAD_TYPES, add_uploads, collection_name, delete_upload, library_entries
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -29,34 +36,60 @@ EXAMPLES = [
     "上虞区2020年的常住人口是多少?",
     "衢州高新区什么时候升级为国家级高新区",
 ]
-#: Concurrent answers across all sessions (Gradio's queue).
+#: Concurrent answers across all sessions.
 CONCURRENCY = 4
 CSS_PATH = Path(__file__).with_name("style.css")
+CHAT_JS_PATH = Path(__file__).with_name("chat.js")
+PLACEHOLDER = "输入问题，简体或繁體均可，按回车提问"
+PLACEHOLDER_SHORT = "输入问题，按回车提问"
 
-# Runs once when the conversation component mounts (``element`` is its root):
-# opening a document panel scrolls it to the highlighted span, and a new answer
-# is scrolled into view.
-CHAT_JS = r"""
-const toMark = (details) => {
-  const body = details.querySelector('.qa-doc-body');
-  const mark = body && body.querySelector('mark.qa-hl');
-  if (!mark) return;
-  body.scrollTop = Math.max(0, mark.offsetTop - body.clientHeight / 3);
-};
-element.addEventListener('toggle', (e) => {
-  const d = e.target;
-  if (d && d.matches && d.matches('details.qa-doc') && d.open) toMark(d);
-}, true);
-watch('value', () => {
-  const turns = element.querySelectorAll('.qa-turn');
-  const last = turns[turns.length - 1];
-  if (!last) return;
-  // keep the new turn clear of the question box stuck to the bottom of the window
-  const dock = document.querySelector('#qa-dock');
-  const covered = dock ? dock.getBoundingClientRect().height : 0;
-  last.style.scrollMarginBottom = (covered + 12) + 'px';
-  const fits = last.getBoundingClientRect().height + covered + 40 < window.innerHeight;
-  last.scrollIntoView({block: fits ? 'end' : 'start', behavior: 'smooth'});
+# Rules for Gradio's page frame, outside the part that launch(css=…) reaches (Gradio scopes
+# that CSS to the content): on a phone the page's side margins shrink from 32 to 10 pixels.
+PAGE_HEAD = """<style>
+@media (max-width: 560px) {
+  .gradio-container .main.app { padding-left: 10px !important; padding-right: 10px !important; }
+}
+</style>"""
+
+# The library: 删除 asks first, in place; then the page deletes by the file's name.
+LIBRARY_JS = r"""
+element.addEventListener('click', (e) => {
+  const del = e.target.closest('.qa-lib-delete');
+  if (del && !del.disabled) {
+    const item = del.closest('.qa-lib-item');
+    const ask = document.createElement('span');
+    ask.className = 'qa-lib-confirm';
+    ask.setAttribute('role', 'group');
+    ask.innerHTML = '<span class="qa-lib-ask"></span><button type="button" class="qa-lib-yes">删除</button>' +
+                    '<button type="button" class="qa-lib-no">取消</button>';
+    ask.querySelector('.qa-lib-ask').textContent = '删除《' + del.dataset.title + '》？';
+    ask.dataset.key = del.dataset.key;
+    del.replaceWith(ask);
+    ask.querySelector('.qa-lib-no').focus();
+    return;
+  }
+  const yes = e.target.closest('.qa-lib-yes');
+  if (yes) {
+    const ask = yes.closest('.qa-lib-confirm');
+    ask.querySelectorAll('button').forEach((b) => { b.disabled = true; });
+    ask.querySelector('.qa-lib-ask').textContent = '正在删除…';
+    trigger('click', {key: ask.dataset.key});
+    return;
+  }
+  const no = e.target.closest('.qa-lib-no');
+  if (no) {
+    const ask = no.closest('.qa-lib-confirm');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'qa-lib-delete';
+    b.dataset.key = ask.dataset.key;
+    const title = ask.querySelector('.qa-lib-ask').textContent.replace(/^删除《/, '').replace(/》？$/, '');
+    b.dataset.title = title;
+    b.setAttribute('aria-label', '删除《' + title + '》');
+    b.textContent = '删除';
+    ask.replaceWith(b);
+    b.focus();
+  }
 });
 """
 
@@ -75,12 +108,24 @@ def make_theme():
 
 def launch_kwargs() -> dict:
     """What ``Blocks.launch`` needs for this page to look right (Gradio ≥ 6 takes
-    theme and CSS at launch, not in the ``Blocks`` constructor)."""
-    return {"css": load_css(), "theme": make_theme(), "footer_links": [], "run_history": False}
+    theme and CSS at launch, not in the ``Blocks`` constructor), and Gradio's own
+    words in Chinese whatever the browser's language."""
+    import gradio as gr
+    return {"css": load_css(), "theme": make_theme(), "footer_links": [], "run_history": False,
+            "i18n": gr.I18n(**translations()), "head": PAGE_HEAD}
 
 
 def header_html(pipeline) -> str:
     return render.render_header(TITLE, len(pipeline.index.documents))
+
+
+def library_label(pipeline) -> str:
+    return f"文档库（{len(pipeline.index.documents)} 篇）"
+
+
+def storage_key(index=None) -> str:
+    """The browser's localStorage key of a collection's conversation."""
+    return f"qa-chat:v1:{collection_name(index)}"
 
 
 def build_app(index=None, pipeline=None):
@@ -92,89 +137,155 @@ def build_app(index=None, pipeline=None):
 
     pipe = pipeline or get_pipeline(index)   # load now: a bad index fails at start, not on the first question
     current = {"pipe": pipe}   # the collection is the server's, shared by all sessions: an upload swaps it
+    answering = threading.BoundedSemaphore(CONCURRENCY)
 
-    def prepare(question, turns):
-        chat, q, notice = prepare_turn(question, turns)
-        if q is None:   # keep the conversation and what was typed
-            return gr.skip(), None, gr.skip(), notice
-        return chat, q, "", notice
+    # called from ui/chat.js as server.ask({q, previous}) and server.restore({records}): one object each
+    def ask(data):
+        question = data.get("q") if isinstance(data, dict) else None
+        previous = data.get("previous") if isinstance(data, dict) else None
+        with answering:
+            return ask_turn(current["pipe"], question, previous)
 
-    def respond(q, turns):
-        if q is None:
-            return gr.skip(), gr.skip(), gr.skip()
-        return answer_turn(current["pipe"], q, turns)
+    def restore(data):
+        records = data.get("records") if isinstance(data, dict) else None
+        return restore_turns(current["pipe"], records)
+
+    def library_html(p):
+        return render.render_library(library_entries(p, index))
+
+    def after_change(summary, new):
+        if new is None:
+            return summary, gr.skip(), gr.skip(), gr.skip()
+        current["pipe"] = new
+        return summary, header_html(new), library_html(new), gr.Accordion(label=library_label(new))
 
     def upload(files, progress=gr.Progress()):
         summary, new = add_uploads(files, index, progress)
-        if new is None:
-            return summary, gr.skip(), None
-        current["pipe"] = new
-        return summary, header_html(new), None
+        return (*after_change(summary, new), None)
 
-    def example(question):
-        def handler(turns):   # like prepare, but what the user was typing stays in the box
-            chat, q, _, notice = prepare(question, turns)
-            return chat, q, gr.skip(), notice
-        return handler
+    def delete(evt: gr.EventData, progress=gr.Progress()):
+        key = (evt._data or {}).get("key") if isinstance(getattr(evt, "_data", None), dict) else None
+        summary, new = delete_upload(key, index, progress)
+        out = after_change(summary, new)
+        if new is None:   # nothing changed: show the list as it is (the confirm goes away)
+            return out[0], out[1], library_html(current["pipe"]), out[3]
+        return out
 
-    def clear():
-        return render.render_conversation([]), [], "", None
+    delete.__annotations__["evt"] = gr.EventData   # resolvable (this module's annotations are strings)
+
+    def refresh():   # a page opened after an upload shows the collection as it is now
+        p = current["pipe"]
+        return header_html(p), library_html(p), gr.Accordion(label=library_label(p))
 
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
-        turns = gr.State([])       # this session's rendered turns
-        pending = gr.State(None)   # the question between step 1 and step 2
         header = gr.HTML(header_html(pipe), elem_id="qa-header", js_on_load=None)
-        chat = gr.HTML(render.render_conversation([]), elem_id="qa-chat", js_on_load=CHAT_JS,
-                       apply_default_css=False)
-        with gr.Column(elem_id="qa-dock"):   # stays at the bottom of the window while the chat scrolls
-            notice = gr.HTML("", elem_id="qa-notice", js_on_load=None)
-            with gr.Group(elem_id="qa-input"):
-                with gr.Row(equal_height=True):
-                    box = gr.Textbox(show_label=False, container=False, lines=1, max_lines=6, scale=8,
-                                     autofocus=True, placeholder="输入问题，简体或繁體均可，按回车提问",
-                                     elem_id="qa-question")
-                    ask = gr.Button("提问", variant="primary", scale=1, min_width=88, elem_id="qa-ask")
-                    reset = gr.Button("清空", variant="secondary", scale=0, min_width=72, elem_id="qa-clear")
-        with gr.Row(elem_id="qa-examples"):   # "试试：" comes from the CSS
-            example_buttons = [gr.Button(q, size="sm", variant="secondary", scale=0, min_width=0,
-                                         elem_classes=["qa-example"]) for q in EXAMPLES]
-        with gr.Accordion("添加文档", open=False, elem_id="qa-upload"):   # the user's own files
-            files = gr.File(label=f"上传文件（{' '.join(UPLOAD_TYPES)}；GBK、Big5、UTF-8 等编码均可）",
-                            file_count="multiple", file_types=UPLOAD_TYPES, elem_id="qa-upload-files")
-            upload_summary = gr.HTML("", elem_id="qa-upload-summary")
+        gr.HTML(render.render_app(EXAMPLES), elem_id="qa-app", js_on_load=CHAT_JS_PATH.read_text("utf-8"),
+                apply_default_css=False, server_functions=[ask, restore],
+                storage_key=storage_key(index),
+                max_turns=MAX_TURNS, max_chars=_max_chars(), empty_notice=empty_notice(),
+                too_long_notice=too_long_notice(), empty_html=render.render_conversation([]),
+                placeholder=PLACEHOLDER, placeholder_short=PLACEHOLDER_SHORT)
+        with gr.Accordion(library_label(pipe), open=False, elem_id="qa-library-panel") as panel:
+            library = gr.HTML(library_html(pipe), elem_id="qa-library", js_on_load=LIBRARY_JS,
+                              apply_default_css=False)
+            # no file_types: the browser would refuse other files in English; the server refuses them in Chinese
+            files = gr.File(label=f"添加文档（可以上传 {' '.join(UPLOAD_TYPES)}；GBK、Big5、UTF-8 等编码均可）",
+                            file_count="multiple", elem_id="qa-upload-files")
+            summary = gr.HTML("", elem_id="qa-upload-summary", js_on_load=None)
 
-        common = {"show_progress": "hidden", "api_visibility": "undocumented"}
-        for trigger in (box.submit, ask.click):
-            trigger(prepare, [box, turns], [chat, pending, box, notice], **common).then(
-                respond, [pending, turns], [chat, turns, notice], **common)
-        for b, q in zip(example_buttons, EXAMPLES):
-            b.click(example(q), [turns], [chat, pending, box, notice], **common).then(
-                respond, [pending, turns], [chat, turns, notice], **common)
-        reset.click(clear, None, [chat, turns, notice, pending], **common)
-        # one upload at a time (they write the same index); progress shows over the summary
-        files.upload(upload, [files], [upload_summary, header, files], show_progress="full",
-                     show_progress_on=[upload_summary], api_visibility="undocumented",
-                     concurrency_limit=1, concurrency_id="qa-upload")
-        # a page opened after an upload shows the collection as it is now
-        demo.load(lambda: header_html(current["pipe"]), None, header, **common)
-    # several people at once: up to CONCURRENCY answers in parallel, each session its own State
+        changed = [summary, header, library, panel]
+        # one change of the collection at a time (they write the same index); progress shows over the summary
+        files.upload(upload, [files], changed + [files], show_progress="full", show_progress_on=[summary],
+                     api_visibility="undocumented", concurrency_limit=1, concurrency_id="qa-upload")
+        library.click(delete, None, changed, show_progress="full", show_progress_on=[summary],
+                      api_visibility="undocumented", concurrency_limit=1, concurrency_id="qa-upload")
+        demo.load(refresh, None, [header, library, panel], show_progress="hidden", api_visibility="undocumented")
     demo.queue(default_concurrency_limit=CONCURRENCY)
     return demo
 
 
+def _max_chars() -> int:
+    from qa.question import MAX_QUESTION_CHARS
+    return MAX_QUESTION_CHARS
+
+
+# ---------------------------------------------------------------- serving
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the page on this machine."""
+    host = (host or "").strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False     # "", 0.0.0.0, a host name: reachable from elsewhere
+
+
+def auth_from_env(env=None) -> tuple[str, str] | None:
+    """(user, password) from ``QA_PASSWORD`` or the file named by ``QA_PASSWORD_FILE`` (its first
+    line), the user ``QA_USER`` or "qa"; None when neither is set. :class:`UsageError` for an
+    empty or unreadable password, or both set."""
+    env = os.environ if env is None else env
+    user = (env.get("QA_USER") or "qa").strip() or "qa"
+    password, path = env.get("QA_PASSWORD"), env.get("QA_PASSWORD_FILE")
+    if password and path:
+        raise UsageError("set QA_PASSWORD or QA_PASSWORD_FILE, not both")
+    if path:
+        try:
+            text = Path(path).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read QA_PASSWORD_FILE {path}: {getattr(e, 'strerror', None) or e}") from None
+        password = text.splitlines()[0] if text.splitlines() else ""
+        if not password.strip():
+            raise UsageError(f"QA_PASSWORD_FILE {path} is empty")
+    elif password is not None and not password.strip():
+        raise UsageError("QA_PASSWORD is empty")
+    return (user, password) if password else None
+
+
+def exposure_warning(host: str, port: int, auth) -> str | None:
+    """The loud warning ``qa serve`` prints when the page is reachable from other machines
+    without a password (None when bound to loopback, or protected)."""
+    if is_loopback(host) or auth:
+        return None
+    bar = "!" * 78
+    where = host or "all interfaces"
+    return "\n".join([
+        bar,
+        f"qa: WARNING: the chat page listens on {where}:{port} WITHOUT A PASSWORD.",
+        "    Anyone who can reach this machine can read every document, ask questions,",
+        "    upload files and delete uploaded ones.",
+        "    Protect it: QA_PASSWORD=... qa serve ... (user \"qa\", or set QA_USER),",
+        "    or QA_PASSWORD_FILE=/path/to/file; or bind 127.0.0.1 (the default).",
+        bar,
+    ])
+
+
 def serve(host: str = "127.0.0.1", port: int = 7860, index=None):
-    """Start the page and block until interrupted. Binds 127.0.0.1 unless told otherwise."""
+    """Start the page and block until interrupted. Binds 127.0.0.1 unless told otherwise;
+    asks for a password when ``QA_PASSWORD`` or ``QA_PASSWORD_FILE`` is set, and warns loudly
+    when bound beyond loopback without one."""
     try:
         import gradio  # noqa: F401
     except ImportError:
         raise UsageError("the chat page needs Gradio: pip install 'qa-zh[ui]' (or pip install gradio)") from None
+    auth = auth_from_env()
+    warning = exposure_warning(host, port, auth)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     demo = build_app(index)
+    extra = {"auth": auth, "auth_message": "请输入用户名和密码。"} if auth else {}
     try:
         demo.launch(server_name=host, server_port=int(port), show_error=False, inbrowser=False,
-                    ssr_mode=False, quiet=True, prevent_thread_lock=True, **launch_kwargs())
+                    ssr_mode=False, quiet=True, prevent_thread_lock=True, **extra, **launch_kwargs())
     except OSError as e:
         why = "the port is in use" if "empty port" in str(e) else str(e)
         raise UsageError(f"cannot serve on {host}:{port}: {why} (choose another with --port)") from None
-    print(f"qa: the chat page is at http://{host}:{port}  (Ctrl-C stops it)", flush=True)
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    lock = f"  (password: user {auth[0]!r})" if auth else ""
+    print(f"qa: the chat page is at http://{shown}:{port}{lock}  (Ctrl-C stops it)", flush=True)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)   # again, below Gradio's start-up lines
     demo.block_thread()
     return 0

@@ -12,11 +12,12 @@ The HTML leans on the class names styled in ``ui/style.css`` (``qa-…``).
 """
 from __future__ import annotations
 
+import hashlib
 import html
+import re
 from typing import Mapping
 
 from qa.labels import label
-from qa.text.normalize import detect_script
 from qa.types import Answer, Citation, Document
 
 #: Cited sentences longer than this are shortened around the answer span in the
@@ -26,6 +27,24 @@ MAX_SENTENCE_CHARS = 2 * SENTENCE_CONTEXT + 40
 #: The document panel shows the whole document up to this many characters;
 #: beyond it, a window of this size around the cited sentence.
 MAX_DOC_CHARS = 40_000
+
+
+def doc_key(doc_id) -> str:
+    """A short opaque name for a document in the page (``data-doc-id``, the browser's saved
+    conversation): the document's id is a server path for uploaded files, never shown."""
+    return "d" + hashlib.sha1(str(doc_id).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+_PATHLIKE = re.compile(r"^(?:/|~|[A-Za-z]:[\\/]|\\\\|\.{1,2}/)|[\\/].*\.[A-Za-z0-9]{1,5}$")
+
+
+def display_source(source) -> str:
+    """Where a document came from, as the page shows it: a file's name, never its folder
+    (uploaded files come from a folder of the server); a newspaper's name or a URL as is."""
+    source = "" if source is None else str(source)
+    if source.startswith(("http://", "https://")) or not _PATHLIKE.search(source):
+        return source
+    return source.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
 
 def esc(text) -> str:
@@ -122,8 +141,9 @@ def render_meta(c: Citation) -> str:
     bits = [f'<span class="qa-doc-title">《{esc(c.title)}》</span>']
     if c.date:
         bits.append(f'<span class="qa-doc-date">{esc(c.date)}</span>')
-    if c.source:
-        bits.append(f'<span class="qa-doc-source" title="{esc(c.source)}">{esc(c.source)}</span>')
+    source = display_source(c.source)
+    if source:
+        bits.append(f'<span class="qa-doc-source" title="{esc(source)}">{esc(source)}</span>')
     return f'<div class="qa-cite-meta">{"".join(bits)}</div>'
 
 
@@ -132,7 +152,7 @@ def render_citation(c: Citation, documents: Mapping[str, Document] | None = None
     """A source card: title/date/source, the sentence with the span
     highlighted, and a folded panel with the whole document scrolled to it."""
     doc = documents.get(c.doc_id) if documents else None
-    parts = [f'<div class="qa-cite" data-doc-id="{esc(c.doc_id)}" data-start="{int(c.start)}" '
+    parts = [f'<div class="qa-cite" data-doc-id="{esc(doc_key(c.doc_id))}" data-start="{int(c.start)}" '
              f'data-end="{int(c.end)}">',
              render_meta(c),
              f'<blockquote class="qa-cite-sentence">{render_sentence(c)}</blockquote>']
@@ -169,11 +189,13 @@ def render_answer(a: Answer, documents: Mapping[str, Document] | None = None) ->
     script = a.script
     if a.no_answer:
         closest = render_alternatives(a.alternatives, documents, script, label("closest", script))
+        hint = f'<div class="qa-hint">{esc(FOREIGN_HINT)}</div>' if is_foreign(a.question) else ""
         return ('<div class="qa-answer qa-answer--none" data-no-answer="true">'
                 f'<div class="qa-answer-head"><span class="qa-badge qa-badge--none">'
                 f'{esc(label("not_found", script))}</span></div>'
-                f'<div class="qa-none-text">{esc(a.text)}</div>{closest}</div>')
+                f'<div class="qa-none-text">{esc(a.text)}</div>{hint}{closest}</div>')
     sources = "".join(render_citation(c, documents, script) for c in a.citations)
+    hint = f'<div class="qa-hint">{esc(FOREIGN_NOTE)}</div>' if is_foreign(a.question) else ""
     alts = render_alternatives(a.alternatives, documents, script, label("alternatives", script))
     elapsed = ""
     if a.timings.get("total_ms") is not None:
@@ -181,27 +203,44 @@ def render_answer(a: Answer, documents: Mapping[str, Document] | None = None) ->
     return ('<div class="qa-answer" data-no-answer="false">'
             f'<div class="qa-answer-head"><span class="qa-badge">{esc(label("answer", script))}</span>'
             f'{render_score(a.score, script)}{elapsed}</div>'
-            f'<div class="qa-answer-text">{esc(a.text)}</div>'
+            f'<div class="qa-answer-text">{esc(a.text)}</div>{hint}'
             f'<div class="qa-sources"><div class="qa-sources-title">{esc(label("sources", script))}</div>'
             f'{sources}</div>{alts}</div>')
+
+
+#: Said under "not found" when the question was asked in another language.
+FOREIGN_HINT = "这里的文档都是中文的，请用中文提问（简体、繁體均可），例如「新材料产业产值是多少」。"
+#: Said under an answer to a question in another language: it may well be off the mark.
+FOREIGN_NOTE = "这个问题不是用中文问的，而文档都是中文的：这个答案可能不对，请用中文再问一次。"
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_KANA_HANGUL = re.compile(r"[\u3040-\u30ff\uac00-\ud7af]")
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def is_foreign(question: str) -> bool:
+    """Whether a question is written in another language than Chinese: Japanese kana or
+    Korean hangul, or more letters of other scripts (English, …) than Han characters."""
+    q = str(question or "")
+    if _KANA_HANGUL.search(q):
+        return True
+    han = len(_HAN.findall(q))
+    others = sum(1 for c in _LETTER.findall(q) if not _HAN.match(c))
+    return others >= 3 and others > 2 * han
 
 
 def render_question(question: str) -> str:
     return f'<div class="qa-question"><div class="qa-bubble">{esc(question)}</div></div>'
 
 
-def render_turn(a: Answer, documents: Mapping[str, Document] | None = None) -> str:
-    """A question and its answer, as one turn of the conversation."""
-    return f'<section class="qa-turn">{render_question(a.question)}{render_answer(a, documents)}</section>'
-
-
-def render_pending(question: str) -> str:
-    """The turn shown while the answer is being looked up (not answered yet, so its
-    script is read from the question itself)."""
-    script = detect_script(question)
-    return (f'<section class="qa-turn qa-turn--pending">{render_question(question)}'
-            f'<div class="qa-answer qa-answer--pending"><span class="qa-dots"><i></i><i></i><i></i></span>'
-            f'{esc(label("pending", script))}</div></section>')
+def render_turn(a: Answer, documents: Mapping[str, Document] | None = None, asked: str | None = None) -> str:
+    """A question and its answer, as one turn of the conversation. ``asked``: what the user
+    typed when the page answered a completed question instead (a follow-up such as
+    «那2019年呢?», answered as ``a.question``), which the turn then says."""
+    if not asked or asked == a.question:
+        return f'<section class="qa-turn">{render_question(a.question)}{render_answer(a, documents)}</section>'
+    note = f'<div class="qa-followup">按『{esc(a.question)}』回答</div>'
+    return (f'<section class="qa-turn qa-turn--followup">{render_question(asked)}{note}'
+            f'{render_answer(a, documents)}</section>')
 
 
 def render_conversation(turns: list[str]) -> str:
@@ -222,25 +261,98 @@ def render_notice(message: str, kind: str = "warn") -> str:
 
 def render_header(title: str, n_documents: int) -> str:
     """The page's title, what it does, and how many documents the collection holds."""
-    return (f'<div class="qa-title">{esc(title)}</div>'
+    return (f'<h1 class="qa-title">{esc(title)}</h1>'
             '<div class="qa-subtitle">答案直接取自文档原文，每个答案都附出处，可展开原文核对。'
             f'<span class="qa-collection">{int(n_documents)} 篇文档</span></div>')
 
 
-def render_upload_summary(indexed: list[tuple[str, str]], skipped: list[tuple[str, str]], report) -> str:
-    """What an upload did: ``indexed`` as (file name, what happened to it), the collection
-    as ``report`` (a :class:`~qa.index.build.IndexReport`) left it, and ``skipped`` as
-    (file name, why)."""
+def _titles(titles) -> str:
+    return "".join(f"《{esc(t)}》" for t in titles)
+
+
+def render_upload_summary(added: list[str], updated: list[str], unchanged: list[str],
+                          skipped: list[tuple[str, str]], n_documents: int | None = None) -> str:
+    """What an upload did, in plain words: the titles ``added``, ``updated`` and ``unchanged``
+    (already there), and ``skipped`` as (file name, why, in Chinese)."""
     parts = []
-    if indexed:
-        names = "、".join(f"{name}（{what}）" for name, what in indexed)
-        parts.append(
-            f'<div class="qa-notice qa-upload-ok" role="status">已加入 {len(indexed)} 个文件：{esc(names)}。'
-            f"文档库现有 {report.documents} 篇文档（新增 {len(report.added)} 篇、更新 {len(report.changed)} 篇、"
-            f"删除 {len(report.removed)} 篇）；编码 {report.texts_encoded} 段文字"
-            f"（{report.texts_cached} 段取自缓存），用时 {report.seconds:.1f} 秒。现在可以就这些文件提问。</div>")
+    done = []
+    if added:
+        done.append(f"已加入{_titles(added)}")
+    if updated:
+        done.append(f"已更新{_titles(updated)}")
+    if done:
+        total = f'<span class="qa-upload-total">文档库现有 {int(n_documents)} 篇文档。</span>' \
+            if n_documents is not None else ""
+        parts.append(f'<div class="qa-notice qa-upload-ok" role="status">{"，".join(done)}，可以提问了。{total}</div>')
+    if unchanged:
+        parts.append(f'<div class="qa-notice qa-upload-same" role="status">{_titles(unchanged)}'
+                     "已在文档库中，内容没有变化。</div>")
     if skipped:
         items = "".join(f"<li>{esc(n)}：{esc(r)}</li>" for n, r in skipped)
         parts.append(f'<div class="qa-notice qa-notice--warn qa-upload-skipped" role="alert">'
-                     f"未能加入 {len(skipped)} 个文件：<ul>{items}</ul></div>")
+                     f"没有加入 {len(skipped)} 个文件：<ul>{items}</ul></div>")
     return "".join(parts)
+
+
+def _size(chars: int) -> str:
+    return f"{chars:,} 字" if chars < 10_000 else f"{chars / 10_000:.1f} 万字"
+
+
+def render_library(entries: list[dict]) -> str:
+    """The collection's documents: each with its title, file name, date, size and passages;
+    ``entry["key"]`` (a file name of the upload folder) where the page may delete it."""
+    if not entries:
+        return '<div class="qa-lib qa-lib--empty">文档库是空的。</div>'
+    items = []
+    for e in entries:
+        meta = [f'<span class="qa-lib-name">{esc(e.get("name", ""))}</span>']
+        if e.get("date"):
+            meta.append(f'<span class="qa-lib-date">{esc(e["date"])}</span>')
+        meta.append(f'<span class="qa-lib-size">{esc(_size(int(e.get("chars", 0))))}</span>')
+        meta.append(f'<span class="qa-lib-passages">{int(e.get("passages", 0))} 段</span>')
+        actions = ""
+        if e.get("key"):
+            title = esc(e.get("title", ""))
+            actions = (f'<button type="button" class="qa-lib-delete" data-key="{esc(e["key"])}" '
+                       f'data-title="{title}" aria-label="删除《{title}》">删除</button>')
+        items.append(f'<li class="qa-lib-item"><div class="qa-lib-main"><div class="qa-lib-title">'
+                     f'《{esc(e.get("title", ""))}》</div><div class="qa-lib-meta">{" · ".join(meta)}</div></div>'
+                     f'{actions}</li>')
+    uploaded = sum(1 for e in entries if e.get("key"))
+    note = (f"共 {len(entries)} 篇文档，其中 {uploaded} 篇是上传的（可以删除）。" if uploaded
+            else f"共 {len(entries)} 篇文档。")
+    return (f'<div class="qa-lib"><div class="qa-lib-note">{note}</div>'
+            f'<ul class="qa-lib-list">{"".join(items)}</ul></div>')
+
+
+_ICON_SEND = ('<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true" focusable="false">'
+              '<path d="M12 19V5M5 12l7-7 7 7" fill="none" stroke="currentColor" stroke-width="2.4" '
+              'stroke-linecap="round" stroke-linejoin="round"/></svg>')
+_ICON_CLEAR = ('<svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">'
+               '<path d="M4 7h16M10 11v6M14 11v6M6 7l1 12a2 2 0 0 0 2 2h6a2 2 0 0 0 2-2l1-12M9 7V4h6v3" '
+               'fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" '
+               'stroke-linejoin="round"/></svg>')
+
+
+def render_app(examples: list[str]) -> str:
+    """The chat page's own part, which ``ui/chat.js`` brings to life: the conversation, the
+    question box with its icon buttons (提问, 清空) stuck to the bottom of the window, the
+    confirm/undo bar, the notice line, and the example questions."""
+    buttons = "".join(f'<button type="button" class="qa-example" data-q="{esc(q)}">{esc(q)}</button>'
+                      for q in examples)
+    return (f'<div id="qa-chat">{render_conversation([])}</div>'
+            '<div id="qa-dock">'
+            '<div id="qa-notice"></div>'
+            '<div id="qa-bar" class="qa-bar" role="group" aria-label="确认" hidden>'
+            '<span class="qa-bar-text"></span><span class="qa-bar-actions">'
+            '<button type="button" class="qa-bar-yes"></button>'
+            '<button type="button" class="qa-bar-no"></button></span></div>'
+            '<form id="qa-input" autocomplete="off">'
+            '<div id="qa-question"><textarea rows="1" aria-label="问题" enterkeyhint="send" '
+            'placeholder="输入问题，按回车提问"></textarea></div>'
+            f'<button id="qa-ask" type="submit" aria-label="提问" title="提问（回车）">{_ICON_SEND}</button>'
+            f'<button id="qa-clear" type="button" aria-label="清空对话" title="清空对话" disabled>{_ICON_CLEAR}</button>'
+            '</form>'
+            '<div id="qa-status" class="qa-sr" role="status" aria-live="polite"></div>'
+            '</div>'
+            f'<div id="qa-examples"><span class="qa-examples-label">试试：</span>{buttons}</div>')

@@ -21,6 +21,7 @@ from qa.errors import InputError, QAError
 from qa.ingest.loaders import SUPPORTED_SUFFIXES
 from qa.paths import default_index_dir, qa_home
 from ui import render
+from ui.messages import error_zh, reason_zh
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,12 @@ def _upload_path(f) -> tuple[Path | None, str]:
     return path, getattr(f, "orig_name", None) or path.name
 
 
+def unsupported_reason(suffix: str) -> str:
+    """Why a file of this type is refused, with the types that are accepted."""
+    what = f" {suffix} 文件" if suffix else "没有扩展名的文件"
+    return f"不支持{what}。可以上传的文件类型：{' '.join(UPLOAD_TYPES)}"
+
+
 def save_uploads(files, folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     """Copy ``files`` into ``folder`` (a file of the same name is replaced: an
     upload of a new version updates the document). Returns (saved, [(name, reason)])."""
@@ -96,8 +103,7 @@ def save_uploads(files, folder: Path) -> tuple[list[Path], list[tuple[str, str]]
             skipped.append((shown, _UNUSABLE_NAME))
             continue
         if Path(name).suffix not in UPLOAD_TYPES:
-            skipped.append((shown, f"不支持的文件类型 {Path(name).suffix or '（无扩展名）'}"
-                                   f"（支持：{' '.join(UPLOAD_TYPES)}）"))
+            skipped.append((shown, unsupported_reason(Path(name).suffix)))
             continue
         base, n = Path(name), 2
         while (root / name) in saved:         # two files of one name in one upload: keep both
@@ -166,7 +172,7 @@ def add_uploads(files, index=None, progress=None):
     report_progress(0.0, desc="保存上传的文件")
     saved, skipped = save_uploads(files, folder)
     if not saved:
-        return upload_summary([], skipped, None), None
+        return render.render_upload_summary([], [], [], skipped), None
     index_dir = Path(index) if index else default_index_dir()
     report_progress(0.05, desc=f"读取 {len(saved)} 个文件")
     try:
@@ -176,32 +182,111 @@ def add_uploads(files, index=None, progress=None):
         if isinstance(e, InputError):     # nothing readable: the uploads do not stay in the folder
             for p in saved:
                 p.unlink(missing_ok=True)
-        return upload_summary([], skipped + [(p.name, str(e)) for p in saved], None), None
+            reasons = {Path(p).name: reason_zh(r) for p, r in _skips_of(e, saved)}
+            return render.render_upload_summary(
+                [], [], [], skipped + [(p.name, reasons.get(p.name, reason_zh(str(e)))) for p in saved]), None
+        log.warning("indexing the uploads failed: %s", e)
+        return render.render_upload_summary([], [], [], skipped + [(p.name, error_zh(e, "加入文档"))
+                                                                   for p in saved]), None
     bad = {Path(p).resolve(): r for p, r in loaded.skipped}
     indexed = []
     for p in saved:
         if p.resolve() in bad:
-            skipped.append((p.name, bad[p.resolve()]))
+            skipped.append((p.name, reason_zh(bad[p.resolve()])))
             p.unlink(missing_ok=True)
         else:
             indexed.append(p)
-    if not (report.added or report.changed or report.removed):   # same documents: the pipeline stays
-        return upload_summary(indexed, skipped, report), None
-    report_progress(1.0, desc="载入更新后的索引")
+    pipe = None
+    if report.added or report.changed or report.removed:
+        report_progress(1.0, desc="载入更新后的索引")
+        try:
+            pipe = refresh_pipeline(index) or get_pipeline(index)
+        except QAError as e:
+            log.exception("reloading %s after an upload failed", index_dir)
+            return upload_summary(indexed, skipped, report, {}) + render.render_notice(
+                error_zh(e, "载入文档库"), "error"), None
     try:
-        pipe = refresh_pipeline(index) or get_pipeline(index)
+        documents = (pipe or get_pipeline(index)).index.documents
+    except QAError:
+        documents = {}
+    return upload_summary(indexed, skipped, report, documents), pipe
+
+
+def _skips_of(e: InputError, saved: list[Path]) -> list[tuple[str, str]]:
+    """(file, reason) pairs named in "nothing to index (a: why; b: why)"."""
+    out = []
+    for p in saved:
+        marker = f"{p}: "
+        msg = str(e)
+        if marker in msg:
+            out.append((str(p), msg.split(marker, 1)[1].split(";")[0].rstrip(")")))
+    return out
+
+
+def upload_summary(indexed: list[Path], skipped: list[tuple[str, str]], report, documents) -> str:
+    """The summary shown after an upload: the titles added, updated or already there, then
+    the files skipped and why (in Chinese)."""
+    added, updated, same = [], [], []
+    new_ids = set(report.added) if report is not None else set()
+    changed_ids = set(report.changed) if report is not None else set()
+    for p in indexed:
+        doc_id = str(p.resolve())
+        doc = documents.get(doc_id)
+        title = doc.title if doc is not None else p.stem
+        (added if doc_id in new_ids else updated if doc_id in changed_ids else same).append(title)
+    n = report.documents if report is not None else None
+    return render.render_upload_summary(added, updated, same, skipped, n)
+
+
+def is_upload(doc_id, index=None) -> bool:
+    """Whether the document ``doc_id`` is a file of the page's upload folder."""
+    try:
+        return Path(str(doc_id)).parent == upload_dir(index).resolve()
+    except (OSError, ValueError):
+        return False
+
+
+def library_entries(pipe, index=None) -> list[dict]:
+    """The collection's documents for the library panel; an uploaded one has ``key``, its
+    file name in the upload folder, by which the page may delete it. No paths."""
+    from qa.index.collection import list_documents
+    entries = []
+    for e in list_documents(pipe.index):
+        doc_id = e.pop("doc_id")
+        if is_upload(doc_id, index):
+            e["key"] = Path(doc_id).name
+        entries.append(e)
+    return entries
+
+
+def delete_upload(key, index=None, progress=None):
+    """Delete the uploaded document whose file in the upload folder is named ``key`` and
+    update the collection incrementally. Returns ``(notice_html, pipeline)``: the refreshed
+    pipeline, None when nothing changed."""
+    from qa.api import get_pipeline, refresh_pipeline
+    from qa.index.collection import delete_document_file, holds_seeds
+    report_progress = progress or (lambda *a, **k: None)
+    folder = upload_dir(index).resolve()
+    name = safe_filename(key)
+    path = folder / name if name else None
+    if path is None or name != key or path.parent != folder:
+        return render.render_notice("找不到这篇文档，可能已被删除。"), None
+    pipe = get_pipeline(index)
+    doc = pipe.index.documents.get(str(path))
+    if doc is None and not path.exists():
+        return render.render_notice("找不到这篇文档，可能已被删除。"), None
+    title = doc.title if doc is not None else path.stem
+    seeds = holds_seeds(index)
+    if not seeds and len(pipe.index.documents) <= 1:
+        return render.render_notice("这是文档库里唯一的文档，不能删除：文档库至少要有一篇文档。"), None
+    index_dir = Path(index) if index else default_index_dir()
+    report_progress(0.1, desc=f"删除《{title}》")
+    try:
+        delete_document_file(index_dir, path, seeds=seeds, progress=PageProgress(report_progress))
+        report_progress(1.0, desc="载入更新后的索引")
+        new = refresh_pipeline(index) or get_pipeline(index)
     except QAError as e:
-        log.exception("reloading %s after an upload failed", index_dir)
-        return upload_summary(indexed, skipped, report) + render.render_notice(str(e), "error"), None
-    return upload_summary(indexed, skipped, report), pipe
-
-
-def upload_summary(indexed: list[Path], skipped: list[tuple[str, str]], report) -> str:
-    """The summary shown after an upload: each indexed file with what happened to it
-    (new, updated, unchanged) and the collection's totals, then the files skipped and why."""
-    status = {}
-    if report is not None:
-        for ids, what in ((report.added, "新增"), (report.changed, "已更新")):
-            status.update({d: what for d in ids})
-    files = [(p.name, status.get(str(p.resolve()), "内容未变")) for p in indexed]
-    return render.render_upload_summary(files, skipped, report)
+        log.warning("deleting %s failed: %s", path, e)
+        return render.render_notice(error_zh(e, "删除文档"), "error"), None
+    return (f'<div class="qa-notice qa-upload-ok" role="status">已删除《{render.esc(title)}》，'
+            f"不会再从它回答问题。文档库现有 {len(new.index.documents)} 篇文档。</div>"), new

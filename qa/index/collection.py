@@ -4,6 +4,7 @@ files are encoded, deleted ones dropped, and unchanged text comes from the cache
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -143,3 +144,47 @@ def _keep_previous_versions(index_dir: Path, loaded: LoadReport) -> None:
         loaded.documents.append(doc)
         loaded.notes.append((path, "reads empty now (being rewritten?); kept the version indexed before — "
                                    "delete the file to remove it from the collection"))
+
+
+def list_documents(data: IndexData) -> list[dict]:
+    """The collection's documents as the page's library lists them, in index order: ``doc_id``,
+    ``title``, ``name`` (the file name, never a folder), ``date`` (ISO, the document's own or
+    its file's modification day), ``chars`` and ``passages`` (the chunks it was cut into)."""
+    import datetime
+    passages: dict[str, int] = {}
+    for c in data.chunks:
+        passages[c.doc_id] = passages.get(c.doc_id, 0) + 1
+    out = []
+    for doc_id, doc in data.documents.items():
+        date = doc.date or ""
+        if not date and doc.mtime:
+            date = datetime.date.fromtimestamp(doc.mtime).isoformat()
+        name = Path(str(doc_id).replace("\\", "/")).name or str(doc_id)
+        out.append({"doc_id": doc_id, "title": doc.title, "name": name, "date": date,
+                    "chars": len(doc.text), "passages": passages.get(doc_id, 0)})
+    return out
+
+
+def delete_document_file(index_dir: Path, path: str | Path, seeds: bool = True,
+                         progress=None) -> tuple[IndexReport, LoadReport]:
+    """Delete ``path``, a file the collection was built from (one of its sources, or a file in
+    a source folder), and update the collection incrementally: its passages leave the index,
+    nothing is encoded. The whole step holds the index's lock. If the update fails (nothing
+    left to index, the index cannot be written) the file is put back and the error raised."""
+    path = Path(path)
+    real = check_index_target(index_dir)
+    with write_lock(real):
+        aside = path.with_name(f".{path.name}.deleting")     # hidden: the loader passes over it
+        try:
+            os.replace(path, aside)
+        except FileNotFoundError:
+            aside = None                                      # already gone: just update
+        try:
+            result = _update_collection(real, [], False, seeds, None, ChunkSpec(), progress, False)
+        except BaseException:
+            if aside is not None:
+                os.replace(aside, path)
+            raise
+        if aside is not None:
+            aside.unlink(missing_ok=True)
+        return result

@@ -6,9 +6,12 @@ read, and reading stops at a cap on characters), walked in the document's order:
   text box follows its paragraph on lines of its own; deleted revisions and
   the fallback copy of drawings (``mc:Fallback``) are left out; content controls
   (``w:sdt``) are read through;
-* a table row is one line, its cells separated by tabs — unless a cell holds
-  several paragraphs or a nested table (a layout table), in which case each
-  cell's lines follow one another;
+* a data table (no table nested in it, no cell over 300 characters) becomes one line per
+  row with each cell after its column header (``项目：交通；说明：新建道路里程为47.3公里``, see
+  :mod:`qa.ingest.tables`; rows marked "repeat as header row" are the header, else the first
+  row when it looks like one; merged cells (``gridSpan``, ``vMerge``) are spread); a table
+  without a header row keeps a row a line, its cells separated by tabs; a table that nests
+  another (a layout table) has each cell's lines follow one another;
 * headers, footers, footnotes and comments are not part of the text.
 
 The title is the core property ``title`` (when not a placeholder), else "".
@@ -198,20 +201,65 @@ def _paragraph(etree, p) -> tuple[str, list[str]]:
 
 
 def _table(etree, tbl) -> list[str]:
-    lines: list[str] = []
-    for tr in tbl.iter(_W + "tr"):
-        if _nearest_table(tr) is not tbl:
-            continue          # a row of a nested table: read with its cell
-        cells = [_blocks(etree, tc) for tc in _cells(tr)]
-        cells = [[ln for ln in c if ln.strip()] for c in cells]
-        if any(len(c) > 1 for c in cells):
-            for c in cells:
-                lines.extend(c)
+    from qa.ingest.tables import MAX_CELL, grid_from_spans, table_lines
+
+    trs = [tr for tr in tbl.iter(_W + "tr") if _nearest_table(tr) is tbl]
+    nested = any(_nearest_table(t) is not None for t in tbl.iter(_W + "tbl") if t is not tbl)
+    rows: list[list[tuple[str, int, int, bool]]] = []
+    cell_lines: list[list[list[str]]] = []
+    header_rows, in_head = 0, True
+    for tr in trs:
+        head = tr.find(f"{_W}trPr/{_W}tblHeader") is not None and \
+            tr.find(f"{_W}trPr/{_W}tblHeader").get(_W + "val", "true") not in ("0", "false", "off")
+        if in_head and head:
+            header_rows += 1
         else:
-            row = "\t".join(c[0] if c else "" for c in cells).strip("\t")
-            if row.strip():
-                lines.append(row)
-    return lines
+            in_head = False
+        row, lines_of_row = [], []
+        for tc in _cells(tr):
+            lines = [ln for ln in _blocks(etree, tc) if ln.strip()]
+            lines_of_row.append(lines)
+            span = tc.find(f"{_W}tcPr/{_W}gridSpan")
+            vmerge = tc.find(f"{_W}tcPr/{_W}vMerge")
+            colspan = _int(span.get(_W + "val")) if span is not None else 1
+            if vmerge is not None and vmerge.get(_W + "val", "continue") == "continue":
+                row.append(("", colspan, 1, head, True))       # continues the cell above
+            else:
+                row.append(("\n".join(lines), colspan, 1, head, False))
+        rows.append(row)
+        cell_lines.append(lines_of_row)
+    too_long = any(len(text) > MAX_CELL for row in rows for text, *_ in row)
+    if nested or too_long:
+        out: list[str] = []
+        for lines_of_row in cell_lines:          # a layout table: each cell's lines in turn
+            if any(len(c) > 1 for c in lines_of_row):
+                for c in lines_of_row:
+                    out.extend(c)
+            else:
+                row = "\t".join(c[0] if c else "" for c in lines_of_row).strip("\t")
+                if row.strip():
+                    out.append(row)
+        return out
+    grid = grid_from_spans([[(t, cs, 1, h) for t, cs, _, h, _ in row] for row in rows])
+    for r, row in enumerate(rows):               # vMerge: the cell above spreads down
+        c = 0
+        for _, colspan, _, _, cont in row:
+            if cont and r > 0:
+                for k in range(colspan):
+                    if c + k < len(grid.rows[r]) and c + k < len(grid.rows[r - 1]):
+                        above = grid.rows[r - 1][c + k]
+                        grid.rows[r][c + k].text = above.text
+                        grid.rows[r][c + k].spread = above.spread
+            c += max(1, colspan)
+    grid.header_rows = header_rows or None
+    return table_lines(grid)
+
+
+def _int(value) -> int:
+    try:
+        return max(1, int(value))
+    except (TypeError, ValueError):
+        return 1
 
 
 def _cells(tr):

@@ -11,8 +11,11 @@ python-docx). The text is built here, one block per line:
   ``footer``, ``copyright``, ``share``, ``comment(s)``, ``related`` …);
 * the main text is the longest ``<article>`` / ``<main>`` / ``role=main``
   holding at least a quarter of the page's remaining text, else the body;
-* block elements (p, div, h1–h6, li, tr, …) and ``<br>`` end a line; table
-  cells in a row are separated by a tab; ``<pre>`` keeps its whitespace;
+* block elements (p, div, h1–h6, li, tr, …) and ``<br>`` end a line; a data table (no table
+  inside it, no cell over 300 characters, ≥ 2 rows and ≥ 2 columns) becomes one line per row with
+  each cell after its column header (``指标：港口吞吐量；数值：5600万吨``, see
+  :mod:`qa.ingest.tables`; ``<th>``/``<thead>`` mark headers, ``colspan``/``rowspan`` are spread);
+  in other tables the cells of a row are separated by a tab; ``<pre>`` keeps its whitespace;
   elsewhere whitespace collapses as a browser shows it, and a line break in the
   source between two Chinese characters disappears (CSS segment-break rule).
 
@@ -84,6 +87,7 @@ def extract_html(data: bytes) -> tuple[str, str]:
         raise InputError("cannot parse HTML (no document)")
 
     title = _title(root)
+    _structure_tables(root)
     body = root.find("body")
     if body is None:
         body = root
@@ -245,3 +249,79 @@ def _blocks(etree, top, main: bool) -> str:
                 out.add(el.tail, pre=bool(pre))
     out.end()
     return "\n".join(out.lines)
+
+
+_KEEP_ATTRS = ("class", "id", "role", "style", "hidden", "aria-hidden")
+
+
+def _structure_tables(root) -> None:
+    """Replace each data table by a ``<div>`` of one ``<p>`` per line of
+    :func:`qa.ingest.tables.table_lines` (its caption first); layout tables stay."""
+    from qa.ingest.tables import MAX_CELL, grid_from_spans, table_lines
+
+    for table in list(root.iter("table")):
+        if table.getparent() is None or table.find(".//table") is not None:
+            continue                      # holds another table: lays out the page
+        rows, header_rows, in_head = [], 0, True
+        for tr in table.xpath("./tr | ./thead/tr | ./tbody/tr | ./tfoot/tr"):
+            if _is_hidden(tr):
+                continue
+            head = tr.getparent().tag == "thead"
+            cells = []
+            for td in tr:
+                if not isinstance(td.tag, str) or td.tag.lower() not in ("td", "th") or _is_hidden(td):
+                    continue
+                cells.append((_cell_text(td), _span(td.get("colspan")), _span(td.get("rowspan")),
+                              head or td.tag.lower() == "th"))
+            if in_head and head:
+                header_rows += 1
+            else:
+                in_head = False
+            rows.append(cells)
+        if any(len(t) > MAX_CELL for row in rows for t, *_ in row):
+            continue
+        grid = grid_from_spans(rows)
+        if grid.width < 2 or sum(1 for r in grid.rows if any(c.text for c in r)) < 2:
+            continue
+        grid.header_rows = header_rows or None
+        div = table.makeelement("div", {k: table.get(k) for k in _KEEP_ATTRS if table.get(k) is not None})
+        caption = table.find("caption")
+        lines = ([_clean(_cell_text(caption))] if caption is not None else []) + table_lines(grid)
+        for line in lines:
+            if line:
+                p = div.makeelement("p", {})
+                p.text = line
+                div.append(p)
+        div.tail = table.tail
+        table.getparent().replace(table, div)
+
+
+def _span(value) -> int:
+    try:
+        return max(1, int(str(value).strip() or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _cell_text(el) -> str:
+    """Visible text of a cell; ``<br>`` and blocks inside it become line breaks (no recursion:
+    a cell may nest thousands of elements)."""
+    parts: list[str] = [el.text or ""]
+    stack = [(child, False) for child in reversed(list(el))]
+    while stack:
+        node, closing = stack.pop()
+        tag = node.tag.lower() if isinstance(node.tag, str) else ""
+        if closing:
+            if tag in _BLOCK:
+                parts.append("\n")
+            parts.append(node.tail or "")
+            continue
+        if not tag or tag in _DROP or _is_hidden(node):
+            parts.append(node.tail or "")
+            continue
+        if tag == "br" or tag in _BLOCK:
+            parts.append("\n")
+        parts.append(node.text or "")
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(list(node)))
+    return "".join(parts)

