@@ -26,6 +26,9 @@ if [ -z "${QA_NO_TORCH:-}" ]; then
 fi
 pip install -q -e ".[${extras}]"
 if [ "${1:-}" = "--test" ]; then
+  # axe-core for the page's accessibility test (npm registry; skipped with a reason without it)
+  command -v npm >/dev/null 2>&1 && npm install --prefix .venv --no-audit --no-fund --silent axe-core@4 \
+    || echo "setup: npm missing or offline; the axe-core accessibility test will be skipped" >&2
   if ! command -v chromium >/dev/null 2>&1 || ! fc-list :lang=zh 2>/dev/null | grep -q .; then
     if [ "$(id -u)" = 0 ]; then
       (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
