@@ -142,7 +142,8 @@ def test_paths_point_at_the_repository():
 
 
 @pytest.mark.parametrize("module", ["tools.bench", "tools.bench.bench", "tools.bench.encoders",
-                                    "tools.reader.train", "tools.reader.export"])
+                                    "tools.reader.train", "tools.reader.export", "tools.reader.suite",
+                                    "tools.reader.calibrate"])
 def test_tools_run_as_modules(module):
     r = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=ROOT,
                        timeout=120)
@@ -155,3 +156,16 @@ def test_the_runtime_never_imports_tools():
     offenders = [str(p.relative_to(ROOT)) for pkg in ("qa", "embeddings", "ui") for p in (ROOT / pkg).rglob("*.py")
                  if pattern.search(p.read_text(encoding="utf-8"))]
     assert not offenders
+
+
+def test_the_reader_suite_prints_one_row_per_set_and_measure_and_a_column_per_model():
+    from tools.reader.suite import table
+    old = {"model": "a/model_v1", "max_answer": 30, "drcd_dev": {"n": 10, "em": 50.0, "f1": 60.0},
+           "seeds": {"transformers": {"answerable_em": 26.9}}}
+    new = {"model": "b/model_v2", "max_answer": 30, "drcd_dev": {"n": 10, "em": 55.5, "f1": 66.25},
+           "cail2019_dev": {"n": 10, "em": 40.0, "f1": 50.0, "noans_f1": 70.0}}
+    lines = table([old, new]).splitlines()
+    assert lines[0] == "| set / measure | model_v1 (max 30) | model_v2 (max 30) |"
+    assert "| drcd_dev (gold paragraph, 10 q) EM | 50.0 | 55.5 |" in lines
+    assert "| cail2019_dev (gold paragraph, 10 q) no-answer F1 |  | 70.0 |" in lines
+    assert "| seeds, neural alone, answerable em | 26.9 |  |" in lines
