@@ -3,7 +3,8 @@
 A question (simplified or traditional) gets its answer in the question's
 script with its score, the sources under it (title, date, source, the cited
 sentence with the span highlighted, and the whole document folded, scrolled to
-the span), and the other candidates folded. Below, the document library: the
+the span; for a PDF or an image, its page number and, when opened, the page's image
+with the quote's box, rendered then by :mod:`ui.pages`), and the other candidates folded. Below, the document library: the
 collection's documents, uploading new ones and deleting uploaded ones.
 
 The conversation is the browser's (``ui/chat.js``, in a ``gr.HTML``): questions
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from qa.errors import UsageError
 from ui import render
-from ui.chat import MAX_TURNS, ask_turn, empty_notice, restore_turns, too_long_notice
+from ui.chat import MAX_TURNS, ask_turn, empty_notice, page_view, restore_turns, too_long_notice
 from ui.i18n import translations
 from ui.uploads import UPLOAD_TYPES, add_uploads, collection_name, delete_upload, library_entries
 
@@ -150,6 +151,11 @@ def build_app(index=None, pipeline=None):
         records = data.get("records") if isinstance(data, dict) else None
         return restore_turns(current["pipe"], records)
 
+    # server.page_image({doc, page, script}): a cited page's image, when the user opens its viewer
+    # (rendered then, in Gradio's worker threads, never in the answering queue)
+    def page_image(data):
+        return page_view(current["pipe"], data)
+
     def library_html(p):
         return render.render_library(library_entries(p, index))
 
@@ -180,7 +186,7 @@ def build_app(index=None, pipeline=None):
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         header = gr.HTML(header_html(pipe), elem_id="qa-header", js_on_load=None)
         gr.HTML(render.render_app(EXAMPLES), elem_id="qa-app", js_on_load=CHAT_JS_PATH.read_text("utf-8"),
-                apply_default_css=False, server_functions=[ask, restore],
+                apply_default_css=False, server_functions=[ask, restore, page_image],
                 storage_key=storage_key(index),
                 max_turns=MAX_TURNS, max_chars=_max_chars(), empty_notice=empty_notice(),
                 too_long_notice=too_long_notice(), empty_html=render.render_conversation([]),

@@ -8,6 +8,8 @@
 //   shows it again (the server re-renders the saved answers with today's documents), and a
 //   question still waiting when the page went away is asked again.
 // * 清空 asks first, then offers 撤销 for UNDO_MS.
+// * A citation of a PDF or an image: opening its viewer asks server.page_image for the page's
+//   image (a PNG data URI); the quote's box is already placed over it by the server's HTML.
 (() => {
   const KEY = props.storage_key;
   const MAX_TURNS = props.max_turns || 40;
@@ -290,9 +292,70 @@
     if (!mark) return;
     body.scrollTop = Math.max(0, mark.offsetTop - body.clientHeight / 3);
   };
+  // A citation of a PDF or an image: its page's image, asked for when the viewer first opens
+  // (server.page_image renders it then), the quote's box already placed over it by the server's HTML.
+  const pageImages = new Map();     // "doc key|page" → the server's answer (a promise), per page
+  const PAGE_FAILED = '页面图像载入失败，这里只显示文字版。';
+  const toBox = (fig) => {
+    const view = fig.querySelector('.qa-page-view');
+    const box = fig.querySelector('.qa-page-box');
+    if (!view || !box || view.hidden) return;
+    view.scrollTop = Math.max(0, box.offsetTop - view.clientHeight / 3);
+    view.scrollLeft = Math.max(0, box.offsetLeft - view.clientWidth / 3);
+  };
+  const loadPage = async (details) => {
+    const fig = details.querySelector('figure.qa-page');
+    if (!fig || fig.dataset.state) return;
+    fig.dataset.state = 'loading';
+    const cite = details.closest('.qa-cite');
+    const doc = cite ? cite.dataset.docId : '';
+    const page = parseInt(fig.dataset.page, 10);
+    const key = doc + '|' + page;
+    if (!pageImages.has(key)) {
+      const p = server.page_image({doc, page, script: fig.dataset.script || 'simplified'})
+        .catch(() => null);
+      pageImages.set(key, p);
+      p.then((r) => { if (!r || !r.ok) pageImages.delete(key); });   // a failure may be asked again
+    }
+    const res = await pageImages.get(key);
+    const note = fig.querySelector('.qa-page-note');
+    const img = fig.querySelector('.qa-page-img');
+    const view = fig.querySelector('.qa-page-view');
+    if (res && res.ok && typeof res.src === 'string' && res.src.startsWith('data:image/')) {
+      img.width = res.width;
+      img.height = res.height;
+      const shown = new Promise((done) => { img.onload = done; img.onerror = done; });
+      img.src = res.src;
+      await shown;
+      if (img.naturalWidth) {
+        img.hidden = false;
+        view.hidden = false;
+        fig.dataset.state = 'ready';
+        fig.classList.add('qa-page--ready');
+        note.textContent = res.note || '';
+        note.hidden = !res.note;
+        if (details.open) toBox(fig);
+        return;
+      }
+    }
+    if (!res) {                          // no answer from the server: opening it again asks again
+      delete fig.dataset.state;
+      note.textContent = PAGE_FAILED;
+      return;
+    }
+    fig.dataset.state = 'none';
+    fig.classList.add('qa-page--none');
+    view.remove();                       // the text version only, and why
+    note.textContent = (res && typeof res.note === 'string' && res.note) || PAGE_FAILED;
+  };
   element.addEventListener('toggle', (e) => {
     const d = e.target;
-    if (d && d.matches && d.matches('details.qa-doc') && d.open) toMark(d);
+    if (d && d.matches && d.matches('details.qa-doc') && d.open) {
+      toMark(d);
+      const fig = d.querySelector('figure.qa-page');
+      if (fig && fig.dataset.state === 'ready') toBox(fig);
+      else loadPage(d);
+    }
   }, true);
 
   // ---------------------------------------------------------------- Gradio's upload box, in Chinese

@@ -9,7 +9,9 @@ question:
 * :func:`ask_turn` answers one question and returns the turn's HTML and a
   compact *record* of the answer for the browser to keep;
 * :func:`restore_turns` renders saved records again (after a reload) with the
-  documents the collection holds now.
+  documents the collection holds now (a citation's page and box placed from them);
+* :func:`page_view` gives the document viewer a cited page's image when the user opens it
+  (:mod:`ui.pages`), or a Chinese note when the file is gone.
 
 A record is :meth:`qa.types.Answer.to_dict` with every document id replaced by
 :func:`ui.render.doc_key` and every source by its display name: no server path
@@ -22,9 +24,11 @@ import logging
 
 from qa.errors import QAError, UsageError
 from qa.followup import complete
+from qa.ingest.layout import place
 from qa.question import MAX_QUESTION_CHARS, clean_question
+from qa.text.normalize import in_script
 from qa.types import Answer, Citation
-from ui import render
+from ui import pages, render
 from ui.messages import error_zh
 
 log = logging.getLogger(__name__)
@@ -83,6 +87,8 @@ def answer_from_record(record, documents) -> Answer:
     by_key = {render.doc_key(doc_id): doc_id for doc_id in documents}
 
     def citation(c) -> Citation:
+        if isinstance(c, dict):
+            c = _saved_place(c)
         cit = Citation.from_dict(c)
         for name in ("start", "end", "sentence_start", "sentence_end", "passage_start", "passage_end"):
             if not isinstance(getattr(cit, name), int):
@@ -94,7 +100,8 @@ def answer_from_record(record, documents) -> Answer:
         doc = documents.get(doc_id) if doc_id is not None else None
         if doc is None or doc.text[cit.start:cit.end] != cit.quote:
             return cit      # the key names no document: no panel
-        return dataclasses.replace(cit, doc_id=doc_id)
+        # page and box from the document as it is now (also for answers saved before pages were kept)
+        return place(dataclasses.replace(cit, doc_id=doc_id), doc)
 
     def answer(d, depth=0) -> Answer:
         if not isinstance(d, dict):
@@ -112,6 +119,52 @@ def answer_from_record(record, documents) -> Answer:
                       timings={"total_ms": float(total)} if isinstance(total, (int, float)) else {},
                       kind=str(d.get("kind") or ""), script=script)
     return answer(record)
+
+
+def _saved_place(c: dict) -> dict:
+    """A saved citation's ``page`` and ``box`` as :class:`Citation` takes them: a page that is
+    not a positive number, or a box that is not four numbers, is dropped (not the record)."""
+    c = dict(c)
+    page = c.get("page")
+    if not (isinstance(page, int) and not isinstance(page, bool) and page >= 1):
+        c["page"] = None
+    box = c.get("box")
+    if box is not None and (not isinstance(box, (list, tuple)) or len(box) != 4
+                            or render.box_percent(box) is None
+                            or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in box)):
+        c["box"] = None
+    return c
+
+
+def page_view(pipe, data) -> dict:
+    """The viewer's page image: ``data`` is ``{"doc": a document key (render.doc_key), "page": n,
+    "script": the answer's script}`` from the page. Returns :func:`ui.pages.page_image`'s
+    answer (a PNG data URI, or a Chinese note for the text version only). Runs only when the
+    user opens a viewer, never in the answering queue."""
+    if not isinstance(data, dict):
+        return {"ok": False, "note": pages.NOTE_NOT_A_PAGE}
+    script = data.get("script") if data.get("script") in ("simplified", "traditional") else "simplified"
+
+    def said(out: dict) -> dict:
+        if script == "traditional" and out.get("note"):
+            out = dict(out, note=in_script(out["note"], script))
+        return out
+
+    documents = pipe.index.documents
+    key = data.get("doc")
+    doc_id = next((d for d in documents if render.doc_key(d) == key), None) if isinstance(key, str) else None
+    page = data.get("page")
+    if isinstance(page, str) and page.isdigit():
+        page = int(page)
+    if doc_id is None:
+        return said({"ok": False, "note": render.label("doc_missing")})
+    if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+        return said({"ok": False, "note": pages.NOTE_NO_PAGE})
+    try:
+        return said(pages.page_image(documents[doc_id], page))
+    except Exception:   # noqa: BLE001 — never a traceback, never a path
+        log.exception("rendering page %s of a document failed", page)
+        return said({"ok": False, "note": pages.NOTE_UNREADABLE})
 
 
 def ask_turn(pipe, question, previous=None) -> dict:

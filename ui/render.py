@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import html
+import math
 import re
 from typing import Mapping
 
 from qa.labels import label
+from qa.text.normalize import in_script
 from qa.types import Answer, Citation, Document
 
 #: Cited sentences longer than this are shortened around the answer span in the
@@ -137,8 +139,70 @@ def render_document(text: str, c: Citation, script: str = "simplified",
     return "".join(parts)
 
 
-def render_meta(c: Citation) -> str:
+#: The page's own words around page images (simplified; :func:`ui_label` converts them).
+UI_LABELS = {
+    "page": "第 {page} 页",
+    "page_hint": "原页图像和全文，引文已框出",
+    "page_alt": "《{title}》第 {page} 页的图像",
+    "page_box": "引文「{quote}」在这一页上的位置",
+    "page_loading": "正在载入第 {page} 页的图像…",
+}
+
+
+def ui_label(key: str, script: str = "simplified", **fmt) -> str:
+    text = UI_LABELS[key].format(**fmt) if fmt else UI_LABELS[key]
+    return in_script(text, script) if script == "traditional" else text
+
+
+def citation_page(c: Citation) -> int | None:
+    """The page a citation names (from 1), or None."""
+    page = c.page
+    return page if isinstance(page, int) and not isinstance(page, bool) and page >= 1 else None
+
+
+def box_percent(box) -> dict[str, float] | None:
+    """A box ``(x0, y0, x1, y1)`` in fractions of the page (from the top left) as the CSS
+    ``left``, ``top``, ``width`` and ``height`` of an element over the page's image, in percent
+    (clamped to the page; None for no box or one that is not four numbers)."""
+    try:
+        values = [float(v) for v in box]
+    except (TypeError, ValueError):
+        return None
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        return None
+    x0, y0, x1, y1 = (min(1.0, max(0.0, v)) for v in values)
+    x0, x1 = min(x0, x1), max(x0, x1)
+    y0, y1 = min(y0, y1), max(y0, y1)
+    return {"left": round(100 * x0, 3), "top": round(100 * y0, 3),
+            "width": round(100 * (x1 - x0), 3), "height": round(100 * (y1 - y0), 3)}
+
+
+def render_page_view(c: Citation, script: str = "simplified") -> str:
+    """The page image of a citation of a PDF or an image, to be loaded when the viewer opens
+    (``ui/chat.js`` asks the server for it), with the quote's box drawn over it."""
+    page = citation_page(c)
+    if page is None:
+        return ""
+    pct = box_percent(c.box) if c.box is not None else None
+    box = ""
+    if pct is not None:
+        style = ";".join(f"{k}:{v}%" for k, v in pct.items())
+        name = ui_label("page_box", script, quote=c.quote)
+        box = (f'<div class="qa-page-box" role="img" aria-label="{esc(name)}" title="{esc(name)}" '
+               f'style="{style}"></div>')
+    alt = ui_label("page_alt", script, title=c.title, page=page)
+    return (f'<figure class="qa-page" data-page="{page}" data-script="{esc(script)}">'
+            '<div class="qa-page-view" tabindex="0" hidden>'
+            f'<div class="qa-page-frame"><img class="qa-page-img" alt="{esc(alt)}" hidden />{box}</div></div>'
+            f'<figcaption class="qa-page-note" role="status">{esc(ui_label("page_loading", script, page=page))}'
+            '</figcaption></figure>')
+
+
+def render_meta(c: Citation, script: str = "simplified") -> str:
     bits = [f'<span class="qa-doc-title">《{esc(c.title)}》</span>']
+    page = citation_page(c)
+    if page is not None:
+        bits.append(f'<span class="qa-doc-page">{esc(ui_label("page", script, page=page))}</span>')
     if c.date:
         bits.append(f'<span class="qa-doc-date">{esc(c.date)}</span>')
     source = display_source(c.source)
@@ -154,14 +218,17 @@ def render_citation(c: Citation, documents: Mapping[str, Document] | None = None
     doc = documents.get(c.doc_id) if documents else None
     parts = [f'<div class="qa-cite" data-doc-id="{esc(doc_key(c.doc_id))}" data-start="{int(c.start)}" '
              f'data-end="{int(c.end)}">',
-             render_meta(c),
+             render_meta(c, script),
              f'<blockquote class="qa-cite-sentence">{render_sentence(c)}</blockquote>']
     if doc is not None:
         chars = label("chars", script, start=c.start, end=c.end)
+        page_view = render_page_view(c, script)
+        hint = ui_label("page_hint", script) if page_view else label("view_doc_hint", script)
         parts.append(
-            '<details class="qa-doc">'
+            f'<details class="qa-doc{" qa-doc--page" if page_view else ""}">'
             f'<summary><span class="qa-doc-open">{esc(label("view_doc", script))}</span>'
-            f'<span class="qa-doc-hint">{esc(label("view_doc_hint", script))} · {esc(chars)}</span></summary>'
+            f'<span class="qa-doc-hint">{esc(hint)} · {esc(chars)}</span></summary>'
+            f'{page_view}'
             f'<div class="qa-doc-body" tabindex="0">{render_document(doc.text, c, script)}</div>'
             '</details>')
     elif documents is not None:
