@@ -18,7 +18,7 @@ from qa.ingest.layout import place
 from qa.question import make_question
 from qa.read.base import make_reader
 from qa.retrieve import BM25Retriever, DenseRetriever, make_retriever
-from qa.text.chunking import ChunkSpec
+from qa.text.chunking import ChunkSpec, table_row
 from qa.text.normalize import in_script
 from qa.types import Answer, Candidate, Citation, PassageHit, Question
 
@@ -122,9 +122,9 @@ class Pipeline:
         """Where ``c`` stands: document, characters, sentence, passage, and for a scan or PDF
         the page (and the quote's box on it)."""
         doc = self.index.documents[c.doc_id]
+        s0, s1 = table_row(doc.text, c.sentence_start, c.sentence_end)   # a table cell: its whole row
         return place(Citation(doc_id=doc.doc_id, title=doc.title, start=c.start, end=c.end, quote=doc.text[c.start:c.end],
-                        sentence=doc.text[c.sentence_start:c.sentence_end], sentence_start=c.sentence_start,
-                        sentence_end=c.sentence_end,
+                        sentence=doc.text[s0:s1], sentence_start=s0, sentence_end=s1,
                         passage_start=c.passage.chunk.start if c.passage else c.sentence_start,
                         passage_end=c.passage.chunk.end if c.passage else c.sentence_end,
                         source=doc.source, date=doc.date), doc)

@@ -107,3 +107,23 @@ def test_to_dict_round_trips():
 def test_empty_or_huge_question_is_a_usage_error(bad):
     with pytest.raises(UsageError):
         answer(bad)
+
+
+def test_a_table_cell_is_cited_with_its_row_so_the_header_shows():
+    """The seed 004's form table: 「发布单位: | 杭州湾上虞经开区 |」. The cells are separate sentences
+    (no answer spans a pipe), but the cited context is the row, header included."""
+    from qa.text.chunking import split_sentences, table_row
+    from qa.types import Candidate
+    pipe = get_pipeline()
+    doc = pipe.index.documents["004_509121fd7d564b7b.txt"]
+    start = doc.text.index("杭州湾上虞经开区 |")
+    end = start + len("杭州湾上虞经开区")
+    assert (start, end) in split_sentences(doc.text)                 # the cell alone is a sentence
+    row = table_row(doc.text, start, end)
+    assert doc.text[row[0]:row[1]] == "发布单位: | 杭州湾上虞经开区"
+    cit = pipe.citation(Candidate(doc.doc_id, start, end, doc.text[start:end], 0.9,
+                                  sentence_start=start, sentence_end=end))
+    assert cit.quote == "杭州湾上虞经开区" and cit.sentence == "发布单位: | 杭州湾上虞经开区"
+    assert doc.text[cit.sentence_start:cit.sentence_end] == cit.sentence
+    plain = doc.text.index("2017年开发区的总体思路")                   # not a table row: unchanged
+    assert table_row(doc.text, plain, plain + 4) == (plain, plain + 4)

@@ -64,6 +64,25 @@ def _content_pieces(text: str, start: int, end: int):
     yield pos, end
 
 
+def table_row(text: str, start: int, end: int) -> tuple[int, int]:
+    """The table row (a line of ``|``-separated cells) that ``[start, end)`` lies in, without its
+    outer pipes — the context that shows a cell's header (「发布单位: | 杭州湾上虞经开区」) — or
+    ``(start, end)`` itself when it is not in a table row. Cells stay separate sentences, so no
+    answer ever spans a pipe; only the cited context widens."""
+    ls = text.rfind("\n", 0, start) + 1
+    le = text.find("\n", end)
+    le = len(text) if le < 0 else le
+    line = text[ls:le]
+    if "|" not in line or is_furniture_line(line) or not any("|" in m.group() for m in _TABLE_PIPE.finditer(line)):
+        return start, end
+    a, b = ls, le
+    while a < b and (text[a].isspace() or text[a] == "|"):
+        a += 1
+    while b > a and (text[b - 1].isspace() or text[b - 1] == "|"):
+        b -= 1
+    return (a, b) if a <= start and end <= b else (start, end)
+
+
 def split_sentences(text: str, max_len: int = 200) -> list[tuple[int, int]]:
     """Sentences of ``text`` as ``[start, end)`` spans, furniture excluded.
 
