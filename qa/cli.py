@@ -80,17 +80,23 @@ def cmd_ask(args) -> int:
 def cmd_index(args) -> int:
     """Build or update a collection and say what happened."""
     from qa.index.collection import is_default, update_collection
+    from qa.ingest.ocr import reporting
     from qa.paths import default_index_dir
     from qa.progress import TerminalProgress
     index_dir = Path(args.index) if args.index else default_index_dir()
     # The seeds belong to the default collection; a separate --index holds only what it is given.
     seeds = not args.no_seeds and is_default(args.index)
-    # a progress bar on stderr, only when it is a terminal and not --quiet
-    bar = TerminalProgress(sys.stderr, enabled=False if args.quiet else None)
+    # progress bars on stderr, only when it is a terminal and not --quiet: pages read by OCR
+    # (one bar a scanned document), then passages encoded
+    enabled = False if args.quiet else None
+    pages = TerminalProgress(sys.stderr, enabled=enabled, unit="pages", verbs=("reading", "read"))
+    bar = TerminalProgress(sys.stderr, enabled=enabled)
     try:
-        report, loaded = update_collection(index_dir, args.paths, rebuild=args.rebuild, seeds=seeds,
-                                           encoder=args.encoder, progress=bar, follow_links=args.follow_links)
+        with reporting(pages):
+            report, loaded = update_collection(index_dir, args.paths, rebuild=args.rebuild, seeds=seeds,
+                                               encoder=args.encoder, progress=bar, follow_links=args.follow_links)
     finally:
+        pages.close()
         bar.close()
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)

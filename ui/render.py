@@ -338,9 +338,11 @@ def _titles(titles) -> str:
 
 
 def render_upload_summary(added: list[str], updated: list[str], unchanged: list[str],
-                          skipped: list[tuple[str, str]], n_documents: int | None = None) -> str:
+                          skipped: list[tuple[str, str]], n_documents: int | None = None,
+                          renamed: list[tuple[str, str]] = ()) -> str:
     """What an upload did, in plain words: the titles ``added``, ``updated`` and ``unchanged``
-    (already there), and ``skipped`` as (file name, why, in Chinese)."""
+    (already there), the files ``renamed`` (name given, name saved: a file of that name was in
+    the collection already), and ``skipped`` as (file name, why, in Chinese)."""
     parts = []
     done = []
     if added:
@@ -354,11 +356,20 @@ def render_upload_summary(added: list[str], updated: list[str], unchanged: list[
     if unchanged:
         parts.append(f'<div class="qa-notice qa-upload-same" role="status">{_titles(unchanged)}'
                      "已在文档库中，内容没有变化。</div>")
+    if renamed:
+        items = "".join(f"<li>{render_renamed(a, b)}</li>" for a, b in renamed)
+        parts.append(f'<div class="qa-notice qa-upload-renamed" role="status">文档库里已有同名的文件，'
+                     f"没有替换它：<ul>{items}</ul></div>")
     if skipped:
         items = "".join(f"<li>{esc(n)}：{esc(r)}</li>" for n, r in skipped)
         parts.append(f'<div class="qa-notice qa-notice--warn qa-upload-skipped" role="alert">'
                      f"没有加入 {len(skipped)} 个文件：<ul>{items}</ul></div>")
     return "".join(parts)
+
+
+def render_renamed(given: str, saved: str) -> str:
+    """One file saved under a free name: 「报告.txt」另存为「报告 (2).txt」."""
+    return f"「{esc(given)}」另存为「{esc(saved)}」"
 
 
 def _size(chars: int) -> str:

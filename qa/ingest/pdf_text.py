@@ -112,6 +112,8 @@ def read_pdf(data: bytes, max_chars: int | None = None, ocr: bool | None = None)
         failed, total = 0, 0
         ocr_pages: list[int] = []
         notes: list[str] = []
+        # first the text layers, and which pages want OCR (so the progress knows how many)
+        layers: list[tuple[int, str, bool]] = []
         for number, page in enumerate(pages, 1):
             try:
                 raw = page.extract_text() or ""
@@ -119,20 +121,33 @@ def read_pdf(data: bytes, max_chars: int | None = None, ocr: bool | None = None)
                 failed += 1
                 continue
             text = unwrap_lines(raw.rstrip("\n")).replace("\x00", "")
-            spans = None
-            if ocr and pages_view.wants_ocr(number - 1, text):
-                got = pages_view.ocr(number - 1, notes)
-                if got is not None and _weight(got[0]) and (not usable_text(text) or _weight(got[0]) > _weight(text)):
-                    text, spans = got
-                    ocr_pages.append(number)
-            elif usable_text(text) and pages_view.draws_lines(number - 1):
-                got = pages_view.tables(number - 1, number)
-                if got is not None:
-                    text, spans = got
-            texts.append((number, text, spans))
+            layers.append((number, text, bool(ocr) and pages_view.wants_ocr(number - 1, text)))
             total += len(text) + 1
             if max_chars is not None and total > max_chars:
-                break          # over the cap: enough to say so, no need to read the rest
+                break          # over the cap already (OCR only ever lengthens a page's text)
+        from qa.ingest.ocr import page_progress
+        bar = page_progress(sum(1 for _, _, want in layers if want)) if ocr else None
+        total = 0
+        try:
+            for number, text, want in layers:
+                spans = None
+                if want and not pages_view.ocr_broken:
+                    got = pages_view.ocr(number - 1, notes)
+                    bar.step()
+                    if got is not None and _weight(got[0]) and (not usable_text(text) or _weight(got[0]) > _weight(text)):
+                        text, spans = got
+                        ocr_pages.append(number)
+                elif usable_text(text) and pages_view.draws_lines(number - 1):
+                    got = pages_view.tables(number - 1, number)
+                    if got is not None:
+                        text, spans = got
+                texts.append((number, text, spans))
+                total += len(text) + 1
+                if max_chars is not None and total > max_chars:
+                    break          # over the cap: enough to say so, no need to read the rest
+        finally:
+            if bar is not None:
+                bar.close()
         title = ""
         try:
             meta = reader.metadata
@@ -156,11 +171,8 @@ def read_pdf(data: bytes, max_chars: int | None = None, ocr: bool | None = None)
         if not ocr:
             raise InputError("PDF has no text layer (OCR is off: QA_OCR)")
         raise InputError("PDF has no text (no text layer, and no image for OCR to read)")
-    note = ""
-    if ocr_pages:
-        note = f"read by OCR: {_page_list(ocr_pages)}"
-    elif notes:
-        note = notes[0]
+    # what was read by OCR, then every page that could not be (timed out, unreadable)
+    note = "; ".join(([f"read by OCR: {_page_list(ocr_pages)}"] if ocr_pages else []) + notes)
     return PdfContent(title, text, layout, ocr_pages, note)
 
 
@@ -267,6 +279,11 @@ class _Pages:
         finally:
             page.close()
 
+    @property
+    def ocr_broken(self) -> bool:
+        """OCR failed to load (not installed): no page is given to it any more."""
+        return self._ocr_broken is not None
+
     def wants_ocr(self, index: int, text: str) -> bool:
         if self._ocr_broken is not None and self.ocr_tried:
             return False
@@ -295,6 +312,9 @@ class _Pages:
             self._ocr_broken = str(e)
             if not notes:
                 notes.append(f"OCR is not available ({e})")
+            return None
+        except ocr_mod.OcrTimeout as e:
+            notes.append(f"page {index + 1} left out: {e}")
             return None
         except Exception as e:   # noqa: BLE001 — one page that cannot be rendered or read
             notes.append(f"page {index + 1} could not be read by OCR ({e.__class__.__name__})")
