@@ -49,7 +49,11 @@ from qa.read.neural.backends import META_FILE, ONNX_FILE, load_model
 
 FORMAT = "qa-reader-int8-v1"
 DEFAULT_DATA = REPO.parent / "shared" / "data"      # the SQuAD-format sets (training and pruning)
-DATA_FILES = ("drcd_dev.json", "drcd_test.json", "cmrc2018_trial.json", "squad2_zh_dev.json")
+# texts whose every piece the pruned vocabulary keeps (so they tokenise exactly as with the full one):
+# the v1 set, plus every v2 training file (legal and news text brings its own ASCII/number pieces)
+DATA_FILES = ("drcd_dev.json", "drcd_test.json", "cmrc2018_trial.json", "squad2_zh_dev.json",
+              "cmrc2018_train.json", "drcd_train_subset1960.json", "dureader_checklist_train.json",
+              "antiterror_train.json", "cail2019_train_partial.json", "cail2019_test.json")
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 
 
