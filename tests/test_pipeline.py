@@ -29,8 +29,8 @@ def test_the_card_example():
 
 
 def test_a_traditional_question_gets_a_traditional_answer():
-    a = answer("新材料產業產值是多少")
-    assert a.text == "604.5億元"
+    a = answer("上虞新材料產業2020年的工業總產值是多少")
+    assert a.text == "604.5億元" and a.script == "traditional"
     assert a.citations[0].quote == "604.5亿元"
 
 

@@ -344,10 +344,10 @@ def test_an_english_question_that_finds_nothing_says_the_documents_are_chinese(p
     answer = turns(page).first.locator(".qa-answer")
     expect(answer).to_have_attribute("data-no-answer", "true")
     expect(answer.locator(".qa-hint")).to_contain_text("文档都是中文的，请用中文提问")
-    box(page).fill("What is the GDP of Mars?")          # one the reader answers anyway: warned too
+    box(page).fill("What is the GDP of Mars?")          # answered or not, it is warned
     box(page).press("Enter")
     wait_answered(page, 2)
-    expect(turns(page).nth(1).locator(".qa-hint")).to_contain_text("请用中文再问一次")
+    expect(turns(page).nth(1).locator(".qa-hint")).to_contain_text(re.compile("请用中文再问一次|请用中文提问"))
     box(page).fill("火星上有多少个湖泊?")                 # a Chinese question: no such hint
     box(page).press("Enter")
     wait_answered(page, 3)

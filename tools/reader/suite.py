@@ -110,7 +110,7 @@ def drcd_open(neural, modes, limit: int | None) -> dict:
 
 
 def run_model(model_dir: Path, limit: int | None, open_setting: bool, max_answer: int | None, modes: list[str],
-              cache: dict, log) -> dict:
+              cache: dict, log, parts: tuple[str, ...] = ("gold", "seeds", "open")) -> dict:
     from qa.read.neural.reader import TransformersReader
     kwargs = {"max_answer_tokens": max_answer} if max_answer else {}
     reader = TransformersReader(model_dir, **kwargs)
@@ -123,16 +123,17 @@ def run_model(model_dir: Path, limit: int | None, open_setting: bool, max_answer
             cache[k] = compute()
         return cache[k]
 
-    for name in GOLD_SETS:
+    for name in GOLD_SETS if "gold" in parts else ():
         path = DATA / f"{name}.json"
         if not path.exists():
             log(f"  {name}: missing ({path}), skipped")
             continue
         result[name] = cached(name, lambda: gold_paragraph(reader, path, limit))
         log(f"  {name}: {json.dumps(result[name])}")
-    result["seeds"] = cached(f"seeds|{','.join(modes)}", lambda: seed_set(reader, modes))
-    log(f"  seeds: {json.dumps(result['seeds'])}")
-    if open_setting and (DATA / "drcd_dev.json").exists():
+    if "seeds" in parts:
+        result["seeds"] = cached(f"seeds|{','.join(modes)}", lambda: seed_set(reader, modes))
+        log(f"  seeds: {json.dumps(result['seeds'])}")
+    if open_setting and "open" in parts and (DATA / "drcd_dev.json").exists():
         result["drcd_dev_open"] = cached(f"open|{','.join(modes)}", lambda: drcd_open(reader, modes, limit))
         log(f"  drcd_dev open: {json.dumps(result['drcd_dev_open'])}")
     return result
@@ -177,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="longest neural span in tokens (repeat to compare; default the reader's own)")
     p.add_argument("--modes", default="by_kind,neural", help="combined reader modes to score")
     p.add_argument("--cache", type=Path, default=Path("suite-cache.json"), help="results computed so far")
+    p.add_argument("--parts", default="gold,seeds,open",
+                   help="which parts to run: gold (the four sets on their paragraphs), seeds, open")
     args = p.parse_args(argv)
     models = args.model or [READER_MODEL_DIR]
     modes = [m for m in args.modes.split(",") if m]
@@ -190,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         for max_answer in args.max_answer or [None]:
             log(f"model {m} (max answer {max_answer or 'default'})")
             try:
-                results.append(run_model(m, args.limit, not args.no_open, max_answer, modes, cache, log))
+                results.append(run_model(m, args.limit, not args.no_open, max_answer, modes, cache, log,
+                                         tuple(args.parts.split(","))))
             finally:
                 args.cache.write_text(json.dumps(cache, ensure_ascii=False, indent=1), encoding="utf-8")
     if args.json:
