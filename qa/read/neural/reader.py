@@ -47,7 +47,6 @@ from qa.read.neural.backends import (META_FILE, OnnxSpanModel, TorchSpanModel, a
                                      shipped_model_present)
 from qa.read.neural.spans import sigmoid, strip_span, top_spans
 from qa.read.neural.tokenizer import PairTokenizer
-from qa.text.normalize import in_script
 from qa.types import Candidate, PassageHit, Question
 
 DEFAULT_THRESHOLD = 0.5
@@ -194,11 +193,7 @@ class TransformersReader:
         if not wins:
             return []
         texts = [index.documents[w.doc_id].text[w.start:w.end] for w in wins]
-        # the question in each window's script: a simplified question read against a traditional
-        # document (and the reverse) as the document writes it
-        asked = {script: in_script(question.text, script)
-                 for script in {index.documents[w.doc_id].script for w in wins}}
-        enc, sl, el = self._run([asked[index.documents[w.doc_id].script] for w in wins], texts)
+        enc, sl, el = self._run([question.text] * len(wins), texts)
         best: dict[tuple, Candidate] = {}
         for i, wi in enumerate(enc.sample):
             w = wins[wi]
