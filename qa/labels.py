@@ -27,6 +27,11 @@ LABELS = {
     "empty_title": "在下方输入问题，或点一个示例。",
     "empty_body": "答案直接取自文档原文，并附上出处：可展开原文，核对引文的上下文。简体、繁體均可提问。",
     "question": "问题",
+    "page": "第 {page} 页",
+    "page_hint": "原页图像和全文，引文已框出",
+    "page_alt": "《{title}》第 {page} 页的图像",
+    "page_box": "引文「{quote}」在这一页上的位置",
+    "page_loading": "正在载入第 {page} 页的图像…",
 }
 
 

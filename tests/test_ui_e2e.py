@@ -11,6 +11,7 @@ machine is slow. No fixed sleeps, and no count read before its elements can be t
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -144,8 +145,9 @@ def evil_server(tmp_path_factory):
         srv.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
+@contextlib.contextmanager
+def chromium_browser():
+    """Debian's headless Chromium through Playwright, closed afterwards (every browser test uses it)."""
     from playwright.sync_api import sync_playwright
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -154,6 +156,12 @@ def browser():
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium_browser() as b:
+        yield b
 
 
 @pytest.fixture

@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from ui.uploads import UPLOAD_TYPES
-from test_ui_e2e import (ANSWER_TIMEOUT, CHROMIUM_ARGS, EXAMPLES, ROOT, SHOTS, Server, _chromium, _why,
-                         clear_conversation, open_page, shot, turns, wait_answered)
+from test_ui_e2e import (ANSWER_TIMEOUT, ROOT, Server, _why, clear_conversation, open_page, shot, turns, wait_answered)
 
 pytestmark = pytest.mark.skipif(_why is not None, reason=f"browser test skipped: {_why}")
 if _why is None:
@@ -61,14 +60,9 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    from test_ui_e2e import chromium_browser
+    with chromium_browser() as b:
+        yield b
 
 
 @pytest.fixture

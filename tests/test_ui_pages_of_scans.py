@@ -324,14 +324,9 @@ def scan_site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(scan_site):
-    from playwright.sync_api import sync_playwright
-    from test_ui_e2e import CHROMIUM_ARGS, _chromium
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    from test_ui_e2e import chromium_browser
+    with chromium_browser() as b:
+        yield b
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import re
 from typing import Mapping
 
 from qa.labels import label
-from qa.text.normalize import in_script
 from qa.types import Answer, Citation, Document
 
 #: Cited sentences longer than this are shortened around the answer span in the
@@ -139,19 +138,6 @@ def render_document(text: str, c: Citation, script: str = "simplified",
     return "".join(parts)
 
 
-#: The page's own words around page images (simplified; :func:`ui_label` converts them).
-UI_LABELS = {
-    "page": "第 {page} 页",
-    "page_hint": "原页图像和全文，引文已框出",
-    "page_alt": "《{title}》第 {page} 页的图像",
-    "page_box": "引文「{quote}」在这一页上的位置",
-    "page_loading": "正在载入第 {page} 页的图像…",
-}
-
-
-def ui_label(key: str, script: str = "simplified", **fmt) -> str:
-    text = UI_LABELS[key].format(**fmt) if fmt else UI_LABELS[key]
-    return in_script(text, script) if script == "traditional" else text
 
 
 def citation_page(c: Citation) -> int | None:
@@ -187,14 +173,14 @@ def render_page_view(c: Citation, script: str = "simplified") -> str:
     box = ""
     if pct is not None:
         style = ";".join(f"{k}:{v}%" for k, v in pct.items())
-        name = ui_label("page_box", script, quote=c.quote)
+        name = label("page_box", script, quote=c.quote)
         box = (f'<div class="qa-page-box" role="img" aria-label="{esc(name)}" title="{esc(name)}" '
                f'style="{style}"></div>')
-    alt = ui_label("page_alt", script, title=c.title, page=page)
+    alt = label("page_alt", script, title=c.title, page=page)
     return (f'<figure class="qa-page" data-page="{page}" data-script="{esc(script)}">'
             '<div class="qa-page-view" tabindex="0" hidden>'
             f'<div class="qa-page-frame"><img class="qa-page-img" alt="{esc(alt)}" hidden />{box}</div></div>'
-            f'<figcaption class="qa-page-note" role="status">{esc(ui_label("page_loading", script, page=page))}'
+            f'<figcaption class="qa-page-note" role="status">{esc(label("page_loading", script, page=page))}'
             '</figcaption></figure>')
 
 
@@ -202,7 +188,7 @@ def render_meta(c: Citation, script: str = "simplified") -> str:
     bits = [f'<span class="qa-doc-title">《{esc(c.title)}》</span>']
     page = citation_page(c)
     if page is not None:
-        bits.append(f'<span class="qa-doc-page">{esc(ui_label("page", script, page=page))}</span>')
+        bits.append(f'<span class="qa-doc-page">{esc(label("page", script, page=page))}</span>')
     if c.date:
         bits.append(f'<span class="qa-doc-date">{esc(c.date)}</span>')
     source = display_source(c.source)
@@ -223,7 +209,7 @@ def render_citation(c: Citation, documents: Mapping[str, Document] | None = None
     if doc is not None:
         chars = label("chars", script, start=c.start, end=c.end)
         page_view = render_page_view(c, script)
-        hint = ui_label("page_hint", script) if page_view else label("view_doc_hint", script)
+        hint = label("page_hint", script) if page_view else label("view_doc_hint", script)
         parts.append(
             f'<details class="qa-doc{" qa-doc--page" if page_view else ""}">'
             f'<summary><span class="qa-doc-open">{esc(label("view_doc", script))}</span>'

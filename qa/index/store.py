@@ -36,7 +36,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from embeddings.vectors import content_hash
+from embeddings.vectors import EmbeddingCache, content_hash
 from qa.errors import IndexError_, StorageError, UsageError
 from qa.text.normalize import normalize
 from qa.types import Chunk, Document, Sentence
