@@ -76,23 +76,31 @@ def refresh_pipeline(index: str | Path | None = None) -> Pipeline | None:
 
 
 def answer(question: str, index: str | Path | None = None, top_k: int = 5, retriever: str = "hybrid",
-           reader: str | None = None, encoder: str | None = None) -> Answer:
+           reader: str | None = None, encoder: str | None = None, min_confidence: float | None = None) -> Answer:
     """Answer ``question`` from the documents of ``index`` (default: the seeds and what
     ``qa index`` added).
 
     Returns an :class:`Answer`: ``text`` in the question's script, ``citations``
-    quoting the source exactly, ``no_answer`` when the documents do not say.
+    quoting the source exactly, ``score`` the calibrated probability that it is right, and
+    ``state``: ``"answer"``, ``"probable"`` (shown as 「可能是…」) or ``"not_found"``
+    (``no_answer``; the nearest candidates stay in ``alternatives``). ``min_confidence``
+    (0–1) is the strictness: the probability an answer needs (default: the decision
+    model's, ≥ 90% right on held-out public questions).
     Raises :class:`qa.errors.UsageError` for an empty or over-long question, or a bad
-    ``top_k``, ``index``, ``retriever`` or ``reader``.
+    ``top_k``, ``index``, ``retriever``, ``reader`` or ``min_confidence``.
     """
-    check_options(top_k=top_k, index=index)
-    return get_pipeline(index, encoder, retriever, reader).answer(question, top_k=top_k)
+    check_options(top_k=top_k, index=index, min_confidence=min_confidence)
+    return get_pipeline(index, encoder, retriever, reader).answer(question, top_k=top_k,
+                                                                  min_confidence=min_confidence)
 
 
-def check_options(top_k=5, index=None) -> None:
+def check_options(top_k=5, index=None, min_confidence=None) -> None:
     """Options a caller can get wrong fail with a message, not a ``TypeError`` deep inside."""
     from qa.errors import UsageError
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= 100:
         raise UsageError(f"top_k 必须是 1 到 100 之间的整数，收到 {top_k!r}")
     if index is not None and not isinstance(index, (str, Path)):
         raise UsageError(f"index 必须是索引目录的路径，收到 {type(index).__name__}")
+    if min_confidence is not None and (isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float))
+                                       or not 0.0 <= float(min_confidence) <= 1.0):
+        raise UsageError(f"min_confidence 必须是 0 到 1 之间的数，收到 {min_confidence!r}")

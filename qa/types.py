@@ -212,6 +212,11 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)   # milliseconds per stage
     kind: str = ""
     script: str = "simplified"   # the question's script, which ``text`` is written in
+    state: str = ""              # "answer" | "probable" (可能是…) | "not_found" (qa.decide.STATES)
+
+    def __post_init__(self) -> None:
+        if not self.state:
+            self.state = "not_found" if self.no_answer else "answer"
 
     def __str__(self) -> str:
         """One line: the answer and where it stands, or that the documents do not say."""
@@ -219,7 +224,8 @@ class Answer:
             return self.text
         c = self.citations[0] if self.citations else None
         where = f"  《{c.title}》 {c.doc_id} [{c.start}, {c.end})" if c else ""
-        return f"{self.text}  ({self.score:.2f}){where}"
+        hedge = "可能是：" if self.state == "probable" else ""
+        return f"{hedge}{self.text}  ({self.score:.2f}){where}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -227,6 +233,7 @@ class Answer:
             "text": self.text,
             "score": round(float(self.score), 4),
             "no_answer": self.no_answer,
+            "state": self.state,
             "kind": self.kind,
             "script": self.script,
             "citations": [c.to_dict() for c in self.citations],
@@ -239,6 +246,7 @@ class Answer:
         return cls(
             question=d["question"], text=d["text"], score=d["score"],
             no_answer=d["no_answer"], kind=d.get("kind", ""), script=d.get("script", "simplified"),
+            state=d.get("state", ""),
             citations=[Citation.from_dict(c) for c in d.get("citations", [])],
             alternatives=[Answer.from_dict(a) for a in d.get("alternatives", [])],
             timings=d.get("timings", {}),

@@ -70,11 +70,14 @@ class NeuralStub:
         self.quote, self.score, self.threshold = quote, score, threshold
 
     def read(self, question, hits, index):
+        import math
         from qa.types import Candidate
         doc = index.documents["d1"].text
         s = doc.index(self.quote)
         e = s + len(self.quote)
-        return [Candidate("d1", s, e, doc[s:e], self.score, "neural", 0, len(doc), hits[0])]
+        diff = 2 * math.log(self.score / (1 - self.score))       # score = sigmoid(diff / 2)
+        return [Candidate("d1", s, e, doc[s:e], self.score, "neural", 0, len(doc), hits[0],
+                          features={"span_logit": diff, "null_logit": 0.0, "window_rank": 1.0})]
 
 
 def test_loads_offline_from_the_shipped_dir(reader):
@@ -141,16 +144,21 @@ def test_strip_span():
 
 
 def test_combined_reader_attaches_units_to_numbers(reader):
+    """The neural reader finds 151.2; the pool also offers it at the typed candidate's full
+    extent, and the answer decision prefers the number with its unit."""
     from qa.read.combined import CombinedReader
 
     index = _Index(PARAGRAPH)
     info = _question("2023年新和成的营业收入是多少?")
-    for mode in ("support", "neural"):
-        combined = CombinedReader(neural=NeuralStub("151.2", 0.9, reader.threshold), mode=mode)
-        best = _read(combined, info, index)[0]
-        assert best.text == "151.2亿元", mode
-        assert best.text == PARAGRAPH[best.start:best.end]
-        assert 0.0 <= best.score <= 1.0
+    combined = CombinedReader(neural=NeuralStub("151.2", 0.9, reader.threshold))
+    hits = [PassageHit(h.chunk, h.score, h.rank) for h in index.hits]
+    score_sentences(index, info, hits)
+    texts = [c.text for c in combined.pool(info, hits, index)]
+    assert "151.2" in texts and "151.2亿元" in texts
+    best = _read(combined, info, index)[0]
+    assert best.text == "151.2亿元"
+    assert best.text == PARAGRAPH[best.start:best.end]
+    assert 0.0 <= best.score <= 1.0
 
 
 LONG_CONTEXT = PARAGRAPH * 12          # ~1,000 characters: several overlapping windows
@@ -216,23 +224,16 @@ def test_an_unknown_or_unavailable_backend_is_a_clear_model_error(monkeypatch):
         TransformersReader()
 
 
-def test_combined_reader_lets_the_neural_span_lead_on_open_questions(reader):
-    """Place, person, entity and open questions: the neural span leads (typed gap-filling spans
-    lose to it); numbers with units keep the typed candidate's full extent."""
-    from qa.read.combined import CombinedReader, SUPPORT_KINDS
+def test_combined_reader_keeps_a_confident_neural_span_on_open_questions(reader):
+    """A place question: typed gap-filling spans do not beat the neural reader's confident span."""
+    from qa.read.combined import CombinedReader
 
     index = _Index(PARAGRAPH)
     place = _question("新和成的总部位于哪里?")
-    assert place.kind not in SUPPORT_KINDS
     combined = CombinedReader(neural=NeuralStub("浙江省新昌县", 0.95, reader.threshold))
-    assert combined.mode_for(place.kind) == "neural"
     best = _read(combined, place, index)[0]
     assert best.text == "浙江省新昌县"
-    assert best.score >= combined.threshold
-    amount = _question("2023年新和成的营业收入是多少?")
-    assert combined.mode_for(amount.kind) == "support"
-    best = _read(CombinedReader(neural=NeuralStub("151.2", 0.95, reader.threshold)), amount, index)[0]
-    assert best.text == "151.2亿元"
+    assert best.score >= combined.probable_threshold
 
 
 def test_a_damaged_onnx_model_is_a_clear_model_error(tmp_path):
@@ -248,22 +249,21 @@ def test_a_damaged_onnx_model_is_a_clear_model_error(tmp_path):
         TransformersReader(model_dir=tmp_path, backend="onnx")
 
 
-def test_when_both_readers_agree_on_the_best_span_the_answer_is_confident(reader):
-    """A date question: the neural reader finds 1999年 with little confidence, the typed reader
-    finds the same span with much; their agreement (the support rule's score) carries the answer
-    over the threshold. The ranking is the neural reader's either way."""
+def test_a_span_both_readers_propose_carries_the_evidence_of_both(reader):
+    """A date question: the neural reader and the typed reader both find 1999年; the pool holds
+    it once, with the neural logits and the typed score, for the decision to weigh."""
     from qa.read.combined import CombinedReader
-    weak_neural = NeuralStub("1999年", 0.3, reader.threshold)
 
     index = _Index(PARAGRAPH)
     info = _question("新和成成立于哪一年?")
     assert info.kind == "date"
-    unconfirmed = CombinedReader(neural=weak_neural, confirm_top=False)
-    confirmed = CombinedReader(neural=weak_neural)
-    weak = _read(unconfirmed, info, index)[0]
-    best = _read(confirmed, info, index)[0]
-    assert weak.text == best.text == "1999年"
-    assert weak.score < unconfirmed.threshold <= best.score
+    hits = [PassageHit(h.chunk, h.score, h.rank) for h in index.hits]
+    score_sentences(index, info, hits)
+    pool = CombinedReader(neural=NeuralStub("1999年", 0.3, reader.threshold)).pool(info, hits, index)
+    both = [c for c in pool if c.text == "1999年"]
+    assert len(both) == 1
+    assert {"span_logit", "null_logit", "typed_score"} <= set(both[0].features)
+    assert both[0].features["typed_kind"] == "date"
 
 
 def test_training_writes_a_model_directory_that_loads_and_can_be_rewritten(tmp_path):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from qa.decide import STATES
 from qa.errors import QAError, UsageError
 from qa.followup import complete
 from qa.ingest.layout import place
@@ -117,7 +118,8 @@ def answer_from_record(record, documents) -> Answer:
                       citations=[citation(c) for c in (d.get("citations") or [])[:10]],
                       alternatives=[answer(x, depth + 1) for x in alts[:MAX_SAVED_ALTERNATIVES]] if depth == 0 else [],
                       timings={"total_ms": float(total)} if isinstance(total, (int, float)) else {},
-                      kind=str(d.get("kind") or ""), script=script)
+                      kind=str(d.get("kind") or ""), script=script,
+                      state=d.get("state") if d.get("state") in STATES else "")
     return answer(record)
 
 

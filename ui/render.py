@@ -54,7 +54,8 @@ def esc(text) -> str:
 
 
 def score_level(score: float) -> str:
-    """``high`` / ``mid`` / ``low``: the colour of the score badge."""
+    """``high`` / ``mid`` / ``low``: the colour of a score badge where no state says it (the
+    answer's own badge takes its state's colour: ``answer`` high, ``probable`` mid)."""
     if score >= 0.7:
         return "high"
     if score >= 0.4:
@@ -62,9 +63,12 @@ def score_level(score: float) -> str:
     return "low"
 
 
-def render_score(score: float, script: str) -> str:
+STATE_LEVEL = {"answer": "high", "probable": "mid", "not_found": "low"}
+
+
+def render_score(score: float, script: str, level: str | None = None) -> str:
     s = float(score)
-    return (f'<span class="qa-score qa-score--{score_level(s)}" title="{esc(label("score", script))}">'
+    return (f'<span class="qa-score qa-score--{level or score_level(s)}" title="{esc(label("score", script))}">'
             f'{esc(label("score", script))} <b>{s:.2f}</b></span>')
 
 
@@ -243,7 +247,7 @@ def render_answer(a: Answer, documents: Mapping[str, Document] | None = None) ->
     if a.no_answer:
         closest = render_alternatives(a.alternatives, documents, script, label("closest", script))
         hint = f'<div class="qa-hint">{esc(FOREIGN_HINT)}</div>' if is_foreign(a.question) else ""
-        return ('<div class="qa-answer qa-answer--none" data-no-answer="true">'
+        return ('<div class="qa-answer qa-answer--none" data-no-answer="true" data-state="not_found">'
                 f'<div class="qa-answer-head"><span class="qa-badge qa-badge--none">'
                 f'{esc(label("not_found", script))}</span></div>'
                 f'<div class="qa-none-text">{esc(a.text)}</div>{hint}{closest}</div>')
@@ -253,10 +257,15 @@ def render_answer(a: Answer, documents: Mapping[str, Document] | None = None) ->
     elapsed = ""
     if a.timings.get("total_ms") is not None:
         elapsed = f'<span class="qa-elapsed">{esc(label("elapsed", script, ms=round(a.timings["total_ms"])))}</span>'
-    return ('<div class="qa-answer" data-no-answer="false">'
-            f'<div class="qa-answer-head"><span class="qa-badge">{esc(label("answer", script))}</span>'
-            f'{render_score(a.score, script)}{elapsed}</div>'
-            f'<div class="qa-answer-text">{esc(a.text)}</div>{hint}'
+    probable = a.state == "probable"
+    badge = (f'<span class="qa-badge qa-badge--probable">{esc(label("probable", script))}…</span>' if probable else
+             f'<span class="qa-badge">{esc(label("answer", script))}</span>')
+    note = f'<div class="qa-probable-note">{esc(label("probable_note", script))}</div>' if probable else ""
+    return (f'<div class="qa-answer{" qa-answer--probable" if probable else ""}" data-no-answer="false" '
+            f'data-state="{"probable" if probable else "answer"}">'
+            f'<div class="qa-answer-head">{badge}'
+            f'{render_score(a.score, script, STATE_LEVEL[a.state])}{elapsed}</div>'
+            f'<div class="qa-answer-text">{esc(a.text)}</div>{note}{hint}'
             f'<div class="qa-sources"><div class="qa-sources-title">{esc(label("sources", script))}</div>'
             f'{sources}</div>{alts}</div>')
 

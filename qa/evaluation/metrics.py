@@ -251,3 +251,51 @@ def percentile(values: Iterable[float], p: float) -> float:
     pos = (len(xs) - 1) * p / 100
     lo, hi = math.floor(pos), math.ceil(pos)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+# ----------------------------------------------------------------- calibration
+
+#: A span is a correct answer when its F1 against a gold answer is at least this (the
+#: answer decision is fitted and judged with it: 604.5亿 for 604.5亿元 counts, 604.5 does not).
+CORRECT_F1 = 0.8
+
+
+def is_correct(pred: str | None, golds: Iterable[str | Mapping[str, Any]]) -> bool:
+    """``pred`` answers correctly: an answerable question and F1 ≥ :data:`CORRECT_F1`."""
+    golds = list(golds)
+    return bool(golds) and normalize_answer(pred) != "" and score(pred, golds)[1] >= CORRECT_F1
+
+
+class Bin(NamedTuple):
+    lo: float
+    hi: float
+    n: int
+    confidence: float      # mean stated probability in the bin
+    accuracy: float        # share right in the bin
+
+
+def calibration(pairs: Iterable[tuple[float, bool]], bins: int = 10) -> tuple[list[Bin], float]:
+    """Reliability bins and expected calibration error of ``(probability, correct)`` pairs:
+    ``ECE = Σ n_b / N · |accuracy_b − confidence_b|`` over ``bins`` equal-width bins of [0, 1]."""
+    rows = [(min(max(float(p), 0.0), 1.0), bool(ok)) for p, ok in pairs]
+    out, total, ece = [], len(rows), 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = [(p, ok) for p, ok in rows if lo <= p < hi or (b == bins - 1 and p == 1.0)]
+        if not inside:
+            out.append(Bin(lo, hi, 0, (lo + hi) / 2, 0.0))
+            continue
+        conf = sum(p for p, _ in inside) / len(inside)
+        acc = sum(ok for _, ok in inside) / len(inside)
+        ece += len(inside) / total * abs(acc - conf)
+        out.append(Bin(lo, hi, len(inside), conf, acc))
+    return out, ece
+
+
+def answered_precision(pairs: Iterable[tuple[float, bool]], threshold: float) -> tuple[float, float]:
+    """``(precision, coverage)`` of answering when the probability reaches ``threshold``:
+    the share right among those answered, and the share of all questions answered."""
+    rows = list(pairs)
+    answered = [ok for p, ok in rows if p >= threshold]
+    precision = sum(answered) / len(answered) if answered else 1.0
+    return precision, (len(answered) / len(rows) if rows else 0.0)

@@ -61,9 +61,40 @@ def histogram_svg(values: list[float], title: str, bins: int = 20) -> str:
     return "\n".join(parts)
 
 
+def reliability_svg(bins, title: str, ece: float | None = None) -> str:
+    """A reliability diagram: for each probability bin, the share right (bar) against the
+    probability stated (the diagonal); bar labels give the questions in the bin."""
+    size, left, top, bottom = 260, 44, 30, 46
+    x = lambda v: left + size * v    # noqa: E731
+    y = lambda v: top + size - size * v    # noqa: E731
+    head = f"{title} (ECE {ece:.3f})" if ece is not None else title
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + size + 20}" height="{top + size + bottom}" '
+             f'font-family="sans-serif" font-size="11">',
+             f'<text x="{left}" y="16" font-size="13" font-weight="bold">{html.escape(head)}</text>']
+    for t in range(0, 11, 2):
+        v = t / 10
+        parts.append(f'<line x1="{x(0)}" x2="{x(1)}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e5e7eb"/>'
+                     f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.1f}</text>'
+                     f'<text x="{x(v):.1f}" y="{top + size + 14}" text-anchor="middle">{v:.1f}</text>')
+    for b in bins:
+        if not b.n:
+            continue
+        parts.append(f'<rect x="{x(b.lo) + 1:.1f}" y="{y(b.accuracy):.1f}" width="{size * (b.hi - b.lo) - 2:.1f}" '
+                     f'height="{top + size - y(b.accuracy):.1f}" fill="{PALETTE[0]}" fill-opacity="0.75">'
+                     f'<title>{b.lo:.1f}–{b.hi:.1f}: {b.n} questions, stated {b.confidence:.2f}, right {b.accuracy:.2f}'
+                     f'</title></rect><text x="{x((b.lo + b.hi) / 2):.1f}" y="{y(b.accuracy) - 3:.1f}" '
+                     f'text-anchor="middle" font-size="9">{b.n}</text>')
+    parts.append(f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(1)}" y2="{y(1)}" stroke="#ef4444" stroke-dasharray="4 3"/>')
+    parts.append(f'<text x="{left + size / 2}" y="{top + size + 32}" text-anchor="middle">stated probability'
+                 f' (bars: share right)</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
 COLUMNS = [("n", "{:.0f}"), ("em", "{:.1f}"), ("f1", "{:.1f}"), ("answerable_em", "{:.1f}"),
            ("answerable_f1", "{:.1f}"), ("recall@1", "{:.1f}"), ("recall@5", "{:.1f}"), ("mrr", "{:.3f}"),
            ("citation_acc", "{:.1f}"), ("noans_p", "{:.1f}"), ("noans_r", "{:.1f}"), ("noans_f1", "{:.1f}"),
+           ("answer_precision", "{:.1f}"), ("answer_coverage", "{:.1f}"), ("ece", "{:.3f}"),
            ("p50_ms", "{:.1f}"), ("p95_ms", "{:.1f}")]
 
 
@@ -85,11 +116,16 @@ def write_report(folder: Path, eval_set: str, summaries: dict) -> Path:
     kinds = sorted({o.kind for o in main.outcomes})
     series = {n: [summaries[n].metrics(lambda o, k=k: o.kind == k).get("f1", 0.0) for k in kinds] for n in names}
     (folder / "f1_by_kind.svg").write_text(bar_chart_svg(kinds, series, "F1 by question kind"), encoding="utf-8")
+    from qa.evaluation.metrics import calibration
+    bins, ece = calibration((o.score, o.correct) for o in main.outcomes)
+    (folder / "reliability.svg").write_text(reliability_svg(bins, f"Reliability ({main.name})", ece), encoding="utf-8")
     (folder / "latency.svg").write_text(
         histogram_svg([o.latency_ms for o in main.outcomes], f"Latency per question ({main.name})"), encoding="utf-8")
     lines = [f"# Evaluation report\n", f"Set: `{eval_set}`\n", "## Overall\n",
              table({n: s.metrics() for n, s in summaries.items()}), "",
              "![F1 by kind](f1_by_kind.svg)\n", "![Latency](latency.svg)\n",
+             "Reliability: each question's stated probability (its best candidate's, answered or not) "
+             "against whether that candidate is right.\n", "![Reliability](reliability.svg)\n",
              f"## By kind and tag ({main.name})\n", table(main.by_kind()), "",
              f"## Wrong answers ({main.name})\n",
              "| id | kind | question | answered | expected | cited |", "|---|---|---|---|---|---|"]

@@ -42,6 +42,9 @@ class Outcome:
     citation_ok: bool | None
     latency_ms: float
     cited: dict | None = None
+    score: float = 0.0          # the answer's stated probability (the best candidate's, when not found)
+    state: str = ""             # answer | probable | not_found
+    correct: bool = False       # the best candidate is right (metrics.is_correct), answered or not
 
 
 @dataclass
@@ -68,6 +71,11 @@ class Summary:
             out["mrr"] = sum(1 / o.rank for o in ranked if o.rank) / len(ranked)
             cited = [o for o in answerable if not o.predicted_no_answer]
             out["citation_acc"] = 100 * sum(1 for o in cited if o.citation_ok) / len(answerable)
+        stated = [(o.score, o.correct) for o in rows]
+        out["ece"] = metrics.calibration(stated)[1]
+        answered = [o for o in rows if o.state == "answer"]
+        out["answer_precision"] = 100 * sum(o.correct for o in answered) / len(answered) if answered else 100.0
+        out["answer_coverage"] = 100 * len(answered) / len(rows)
         if any(o.gold_no_answer for o in rows):
             prf = metrics.no_answer_prf((o.predicted_no_answer, o.gold_no_answer) for o in rows)
             out.update({"noans_p": 100 * prf.precision, "noans_r": 100 * prf.recall, "noans_f1": 100 * prf.f1})
@@ -108,12 +116,14 @@ def evaluate(pipeline, questions: list[dict], name: str, passages_for=None, abst
         em, f1 = metrics.score(pred, gold)
         spans = [g for g in gold if g.get("start", -1) >= 0 and g.get("doc_id")]
         rank = metrics.hit_rank([h.chunk for h in hits], spans) if spans else None
+        best = a.text if not a.no_answer else (a.alternatives[0].text if a.alternatives else "")
         cit = a.citations[0] if a.citations else None
         cit_ok = (metrics.citation_correct(cit.doc_id, cit.start, cit.end, spans) if cit and spans else
                   (None if gold_no else False))
         summary.outcomes.append(Outcome(q["id"], q["question"], q.get("kind", "squad"), q.get("tags", []), gold,
                                         gold_no, pred, a.no_answer, em, f1, rank, cit_ok, a.timings["total_ms"],
-                                        cit.to_dict() if cit else None))
+                                        cit.to_dict() if cit else None, float(a.score), a.state,
+                                        metrics.is_correct(best, [g["text"] for g in gold])))
         if progress:
             progress(1)
     return summary
