@@ -72,6 +72,11 @@ def terms_text(normalized: str) -> str:
     return " ".join(t.replace(".", "_").replace("%", "_") for t in bm25_tokens(normalized, normalized=True))
 
 
+def _pk(hit) -> str:
+    """A search hit's primary key (``key``; older servers also name it ``id``)."""
+    return hit["key"] if "key" in hit else hit["id"]
+
+
 def _quote(values) -> str:
     return "[" + ", ".join(json.dumps(str(v), ensure_ascii=False) for v in values) + "]"
 
@@ -96,6 +101,10 @@ class MilvusStore:
                 else:
                     self._client = self._pm.MilvusClient(uri=self.spec.uri, token=os.environ.get("MILVUS_TOKEN", ""),
                                                          timeout=min(CALL_TIMEOUT, 10.0))
+                # a collection is searchable once loaded (a server keeps it loaded; milvus-lite forgets)
+                for name in set(self._client.list_collections(timeout=CALL_TIMEOUT)) & \
+                        {self._c(p) for p in ("chunks", "sentences", "documents")}:
+                    self._client.load_collection(name, timeout=CALL_TIMEOUT)
         return self._client
 
     @contextlib.contextmanager
@@ -356,9 +365,9 @@ class MilvusStore:
 
     def dense_search(self, vector, k: int, flt: str = "") -> list[tuple[str, float]]:
         res = self._call("search", self._c("chunks"), data=[np.asarray(vector, np.float32).tolist()],
-                         anns_field="vector", limit=k, filter=flt, output_fields=[],
+                         anns_field="vector", limit=k, filter=flt, output_fields=["key"],
                          search_params={"metric_type": "IP", "params": {"ef": max(64, k)}}, doing="search")
-        return [(h["id"], float(h["distance"])) for h in res[0]]
+        return [(_pk(h), float(h["distance"])) for h in res[0]]
 
     def keyword_search(self, question: Question, k: int, flt: str = "", field: str = KEYWORD_FIELD
                        ) -> list[tuple[str, float]]:
@@ -366,9 +375,9 @@ class MilvusStore:
         if not query:
             return []
         res = self._call("search", self._c("chunks"), data=[query], anns_field=KEYWORD_FIELDS[field], limit=k,
-                         filter=flt, output_fields=[], search_params={"metric_type": "BM25"}, doing="search")
+                         filter=flt, output_fields=["key"], search_params={"metric_type": "BM25"}, doing="search")
         # BM25 scores are ≥ 0; milvus-lite reports them negated as distances
-        return [(h["id"], abs(float(h["distance"]))) for h in res[0] if h["distance"]]
+        return [(_pk(h), abs(float(h["distance"]))) for h in res[0] if h["distance"]]
 
     @staticmethod
     def _keyword_query(question: Question, field: str) -> str:
@@ -388,8 +397,8 @@ class MilvusStore:
             reqs.append(pm.AnnSearchRequest(data=[query], anns_field=KEYWORD_FIELDS[field],
                                             param={"metric_type": "BM25"}, limit=depth))
         ranker = pm.RRFRanker(60) if fusion == "rrf" else pm.WeightedRanker(*[1 - ALPHA, ALPHA][:len(reqs)])
-        res = self._call("hybrid_search", self._c("chunks"), reqs, ranker, limit=k, output_fields=[], doing="search")
-        return [(h["id"], float(h["distance"])) for h in res[0]]
+        res = self._call("hybrid_search", self._c("chunks"), reqs, ranker, limit=k, output_fields=["key"], doing="search")
+        return [(_pk(h), float(h["distance"])) for h in res[0]]
 
     def retriever(self, kind: str, index: IndexData, fusion: str = FUSION, field: str = KEYWORD_FIELD):
         return MilvusRetriever(self, index, kind, fusion, field)
