@@ -84,6 +84,13 @@ def cmd_ask(args) -> int:
     return 0
 
 
+def ray_address(text: str) -> bool:
+    """Whether ``--ray``'s optional value is a Ray address (``auto``, ``ray://head:10001``,
+    ``head:6379``) rather than the first path to index."""
+    import re
+    return text == "auto" or "://" in text or bool(re.fullmatch(r"[A-Za-z0-9_.\-]+:\d{1,5}", text))
+
+
 def cmd_index(args) -> int:
     """Build or update a collection and say what happened."""
     from qa.index.collection import is_default, update_collection
@@ -91,6 +98,9 @@ def cmd_index(args) -> int:
     from qa.paths import default_index_dir
     from qa.progress import TerminalProgress
     from qa.index.backends import open_store
+    if args.ray and not ray_address(args.ray):    # `--ray docs/`: a path, not an address
+        args.paths.insert(0, args.ray)
+        args.ray = ""
     store = open_store(args.store)         # a bad --store fails before anything is read
     if args.store and args.index:
         raise UsageError("give either --index DIR (a FAISS index folder) or --store URI, not both")

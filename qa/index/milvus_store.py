@@ -50,6 +50,7 @@ _ITER_BATCH = 1000
 
 
 def _pymilvus():
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")     # gRPC's notes on fork() when Ray starts workers
     try:
         import pymilvus
     except ImportError:
@@ -57,8 +58,13 @@ def _pymilvus():
                          '(pymilvus, milvus-lite, jieba)') from None
     if not os.environ.get("QA_DEBUG"):        # pymilvus logs every failed call with its traceback
         import logging
-        for name in ("pymilvus", "milvus_lite", "grpc", "jieba"):
+        for name in ("pymilvus", "milvus_lite", "grpc"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+        try:                                    # milvus-lite's jieba analyzer announces its dictionary
+            import jieba
+            jieba.setLogLevel(logging.WARNING)
+        except ImportError:
+            pass
     return pymilvus
 
 

@@ -32,12 +32,14 @@ from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
-from embeddings.vectors import content_hash
+from pathlib import Path
+
+from embeddings.vectors import EmbeddingCache, content_hash
 from qa.errors import IndexError_, UsageError
 from qa.index.build import IndexReport, bulk_encoder, passage_text
 from qa.index.store import FORMAT_VERSION, IndexData, corpus_fingerprint
 from qa.text.chunking import ChunkSpec, chunk_sentences, split_sentences
-from qa.types import Chunk, Document, PassageHit, Question, Sentence
+from qa.types import Chunk, Document, Question
 
 STORE_FORMS = ("faiss", "milvus://HOST:PORT/COLLECTION", "milvus-lite:PATH.db#COLLECTION")
 DEFAULT_COLLECTION = "qa"
@@ -229,13 +231,15 @@ def check_compatible(manifest: dict, encoder, spec: ChunkSpec, where: str, fix: 
 
 def index_into_store(documents: list[Document], store: DocumentStore, encoder, spec: ChunkSpec = ChunkSpec(),
                      rebuild: bool = False, progress=None, extra_manifest: dict | None = None,
-                     encode_rows: Callable | None = None) -> IndexReport:
+                     encode_rows: Callable | None = None, caches: list | None = None) -> IndexReport:
     """Make ``store`` hold exactly ``documents``: delete removed and changed documents' rows,
     encode and add the rows of new and changed ones (skipping rows an interrupted run already
-    wrote), then write the manifest. ``encode_rows(rows, write, progress)``, when given, encodes
-    elsewhere (Ray: ``qa.index.ray_build``) and calls ``write(rows)`` per batch of encoded rows;
-    the default encodes here, ``WRITE_BATCH`` texts at a time. ``progress`` as for
-    :func:`qa.index.build.build_index_data`."""
+    wrote), then write the manifest. ``encode_rows([chunk_rows, sentence_rows], write, progress)``,
+    when given, encodes elsewhere (Ray: ``qa.index.ray_build``) and calls ``write(rows)`` per batch
+    of encoded rows;
+    the default encodes here, ``WRITE_BATCH`` texts at a time. Texts whose vectors the embedding
+    caches in ``caches`` hold (folders, e.g. the prebuilt seeds' cache) are not encoded. ``progress``
+    as for :func:`qa.index.build.build_index_data`."""
     t0 = time.perf_counter()
     report = IndexReport(index_dir=store.spec.text, documents=len(documents))
     old_manifest: dict = {}
@@ -266,13 +270,23 @@ def index_into_store(documents: list[Document], store: DocumentStore, encoder, s
     have = store.existing_keys([d.doc_id for d in todo_docs]) if todo_docs and not rebuild else set()
     todo_c = chunks.take(i for i, k in enumerate(chunks.keys) if k not in have)
     todo_s = sentences.take(i for i, k in enumerate(sentences.keys) if k not in have)
-    report.texts_cached = len(chunks) + len(sentences) - len(todo_c) - len(todo_s)
+    in_store = len(chunks) + len(sentences) - len(todo_c) - len(todo_s)
+    # vectors the embedding cache holds (the prebuilt seeds' …) are written without encoding
+    cache = EmbeddingCache(getattr(encoder, "family", encoder.encoder_id), encoder.dim)
+    for directory in caches or []:
+        cache.load(Path(directory))          # a damaged cache is simply not used
+    cached_c, todo_c = _split_cached(cache, todo_c)
+    cached_s, todo_s = _split_cached(cache, todo_s)
+    report.texts_cached = in_store + len(cached_c) + len(cached_s)
     report.texts_encoded = len(todo_c) + len(todo_s)
     report.chars_encoded = sum(len(t) for t in todo_c.encode_texts + todo_s.encode_texts)
     if progress is not None and hasattr(progress, "start"):
         progress.start(report.texts_encoded, len({*todo_c.doc_ids, *todo_s.doc_ids}))
     store.prepare(encoder.dim)
     store.add_documents(todo_docs)
+    for rows in (cached_c, cached_s):
+        for i in range(0, len(rows), WRITE_BATCH):
+            store.add_rows(rows.take(range(i, min(i + WRITE_BATCH, len(rows)))))
     builder = encoder
     if encode_rows is None:
         builder = bulk_encoder(encoder, report.chars_encoded)
@@ -283,10 +297,8 @@ def index_into_store(documents: list[Document], store: DocumentStore, encoder, s
                 store.add_rows(part)
                 if progress:
                     progress(len(part))
-    else:
-        for rows in (todo_c, todo_s):
-            if len(rows):
-                encode_rows(rows, store.add_rows, progress)
+    elif report.texts_encoded:
+        encode_rows([todo_c, todo_s], store.add_rows, progress)
     manifest = store_manifest(documents, encoder, spec, getattr(builder, "encoder_id", encoder.encoder_id),
                               extra_manifest)
     manifest["counts"].update(chunks=store.count("c"), sentences=store.count("s"))
@@ -297,15 +309,16 @@ def index_into_store(documents: list[Document], store: DocumentStore, encoder, s
     return report
 
 
-def hits_from(keys_scores: list[tuple[str, float]], chunks: dict[str, Chunk], **score_field) -> list[PassageHit]:
-    """Passage hits, in order, for ``(key, score)`` pairs; keys the loaded index lacks are left out
-    (a row written after this pipeline loaded)."""
-    out = []
-    for key, score in keys_scores:
-        c = chunks.get(key)
-        if c is not None:
-            out.append(PassageHit(c, float(score), len(out), **{f: float(score) for f in score_field}))
-    return out
+def _split_cached(cache, rows: Rows) -> tuple[Rows, Rows]:
+    """(rows whose vectors ``cache`` holds, with them; the rest, to encode)."""
+    keys = [cache.key(t, "passage") for t in rows.encode_texts]
+    hit = [i for i, k in enumerate(keys) if k in cache]
+    cached = rows.take(hit)
+    if hit:
+        cached.vectors, _ = cache.encode(cached.encode_texts, "passage", None)
+    else:
+        cached.vectors = np.zeros((0, cache.dim), np.float32)
+    return cached, rows.take(i for i, k in enumerate(keys) if k not in cache)
 
 
 def update_store(store: DocumentStore, paths: list[str], rebuild: bool = False, seeds: bool = True,
@@ -320,8 +333,10 @@ def update_store(store: DocumentStore, paths: list[str], rebuild: bool = False, 
         old_manifest = {} if rebuild else store.read_manifest()
     except IndexError_:
         old_manifest = {}
+    from qa.paths import PREBUILT_SEEDS_INDEX
     documents, loaded, extra = gather_documents(old_manifest, paths, rebuild, seeds, follow_links)
     enc = get_encoder(encoder)
     report = index_into_store(documents, store, enc, spec, rebuild=rebuild, progress=progress,
-                              extra_manifest=extra, encode_rows=encode_rows)
+                              extra_manifest=extra, encode_rows=encode_rows,
+                              caches=[PREBUILT_SEEDS_INDEX / "cache"] if seeds else None)
     return report, loaded
