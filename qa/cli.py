@@ -109,7 +109,7 @@ def cmd_index(args) -> int:
                          "or --store milvus-lite:PATH.db#NAME (the FAISS index folder is written whole)")
     index_dir = Path(args.index) if args.index else default_index_dir()
     # The seeds belong to the default collection; a separate --index holds only what it is given.
-    seeds = not args.no_seeds and (store is not None or is_default(args.index))
+    seeds = not args.no_seeds and is_default(args.index)
     # progress bars on stderr, only when it is a terminal and not --quiet: pages read by OCR
     # (one bar a scanned document), then passages encoded
     enabled = False if args.quiet else None
@@ -123,7 +123,9 @@ def cmd_index(args) -> int:
                 if args.ray is not None:
                     from qa.index.ray_build import RayEncoder
                     encode_rows = RayEncoder(args.ray or None, args.encoder)
-                report, loaded = update_store(store, args.paths, rebuild=args.rebuild, seeds=seeds,
+                # a store keeps the seeds as it was built: with them unless --no-seeds
+                report, loaded = update_store(store, args.paths, rebuild=args.rebuild,
+                                              seeds=False if args.no_seeds else None,
                                               encoder=args.encoder, progress=bar, follow_links=args.follow_links,
                                               encode_rows=encode_rows)
             else:
@@ -220,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     idx = sub.add_parser("index", help="index documents (txt, md, …) into a collection")
     idx.add_argument("paths", nargs="*", help="files or folders; none: update the collection's sources")
     idx.add_argument("--index", help="index directory (default: the default collection, seeds included)")
-    idx.add_argument("--store", default=None, help=STORE_HELP + "; like the default collection it holds "
-                     "the seeds unless --no-seeds")
+    idx.add_argument("--store", default=None, help=STORE_HELP + "; a new store collection holds "
+                     "the seeds unless --no-seeds, and later runs keep them as they were")
     idx.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                      help="encode in Ray actors (needs --store and the ray extra): a local Ray on this "
                           "machine's CPUs, or the cluster at ADDRESS (e.g. ray://head:10001 or auto)")

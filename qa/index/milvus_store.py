@@ -50,7 +50,8 @@ _ITER_BATCH = 1000
 
 
 def _pymilvus():
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")     # gRPC's notes on fork() when Ray starts workers
+    if not os.environ.get("QA_DEBUG"):     # gRPC's own notes (fork() under Ray, keepalive) are not the user's
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         import pymilvus
     except ImportError:
@@ -105,8 +106,9 @@ class MilvusStore:
                 if self.spec.kind == "milvus-lite":
                     self._client = self._pm.MilvusClient(uri=self.spec.uri, timeout=CALL_TIMEOUT)
                 else:
+                    # a refused connection fails at once; the timeout is for a busy server
                     self._client = self._pm.MilvusClient(uri=self.spec.uri, token=os.environ.get("MILVUS_TOKEN", ""),
-                                                         timeout=min(CALL_TIMEOUT, 10.0))
+                                                         timeout=CALL_TIMEOUT)
                 # a collection is searchable once loaded (a server keeps it loaded; milvus-lite forgets)
                 for name in set(self._client.list_collections(timeout=CALL_TIMEOUT)) & \
                         {self._c(p) for p in ("chunks", "sentences", "documents")}:
@@ -149,32 +151,15 @@ class MilvusStore:
         """Create the three collections if missing (a write needs them)."""
         pm, DataType = self._pm, self._pm.DataType
         existing = set(self._call("list_collections"))
-        # milvus-lite knows the standard (\w+) and jieba tokenizers; a Milvus server splits on spaces
-        terms_analyzer = {"tokenizer": "standard"} if self.spec.kind == "milvus-lite" else {"tokenizer": "whitespace"}
         if self._c("chunks") not in existing:
-            s = pm.MilvusClient.create_schema(auto_id=False)
-            s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
-            s.add_field("doc_id", DataType.VARCHAR, max_length=8192)
-            s.add_field("seq", DataType.INT64)
-            s.add_field("start", DataType.INT64)
-            s.add_field("end", DataType.INT64)
-            s.add_field("text", DataType.VARCHAR, max_length=65535)
-            s.add_field("text_norm", DataType.VARCHAR, max_length=65535, enable_analyzer=True,
-                        analyzer_params={"tokenizer": "jieba"})
-            s.add_field("terms", DataType.VARCHAR, max_length=65535, enable_analyzer=True,
-                        analyzer_params=terms_analyzer)
-            s.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-            s.add_field("sparse_jieba", DataType.SPARSE_FLOAT_VECTOR)
-            s.add_field("sparse_terms", DataType.SPARSE_FLOAT_VECTOR)
-            for field, out in (("text_norm", "sparse_jieba"), ("terms", "sparse_terms")):
-                s.add_function(pm.Function(name=f"bm25_{out}", function_type=pm.FunctionType.BM25,
-                                           input_field_names=[field], output_field_names=[out]))
-            ip = self.client.prepare_index_params()
-            ip.add_index("vector", index_type="HNSW", metric_type="IP", params={"M": 32, "efConstruction": 80})
-            for out in KEYWORD_FIELDS.values():
-                ip.add_index(out, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-            self._call("create_collection", self._c("chunks"), schema=s, index_params=ip,
-                       consistency_level="Strong", doing="create a collection in")
+            # a Milvus server splits the tokens on spaces; milvus-lite knows only `standard` (\w+) and
+            # jieba, which split space-joined tokens the same way (see terms_text)
+            try:
+                self._create_chunks(dim, {"tokenizer": "whitespace"})
+            except StoreUnavailableError as e:
+                if "tokenizer" not in str(e):
+                    raise
+                self._create_chunks(dim, {"tokenizer": "standard"})
         if self._c("sentences") not in existing:
             s = pm.MilvusClient.create_schema(auto_id=False)
             s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
@@ -201,6 +186,32 @@ class MilvusStore:
             ip.add_index("unused", index_type="FLAT", metric_type="IP")
             self._call("create_collection", self._c("documents"), schema=s, index_params=ip,
                        consistency_level="Strong", doing="create a collection in")
+
+    def _create_chunks(self, dim: int, terms_analyzer: dict) -> None:
+        pm, DataType = self._pm, self._pm.DataType
+        s = pm.MilvusClient.create_schema(auto_id=False)
+        s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
+        s.add_field("doc_id", DataType.VARCHAR, max_length=8192)
+        s.add_field("seq", DataType.INT64)
+        s.add_field("start", DataType.INT64)
+        s.add_field("end", DataType.INT64)
+        s.add_field("text", DataType.VARCHAR, max_length=65535)
+        s.add_field("text_norm", DataType.VARCHAR, max_length=65535, enable_analyzer=True,
+                    analyzer_params={"tokenizer": "jieba"})
+        s.add_field("terms", DataType.VARCHAR, max_length=65535, enable_analyzer=True,
+                    analyzer_params=terms_analyzer)
+        s.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        s.add_field("sparse_jieba", DataType.SPARSE_FLOAT_VECTOR)
+        s.add_field("sparse_terms", DataType.SPARSE_FLOAT_VECTOR)
+        for field, out in (("text_norm", "sparse_jieba"), ("terms", "sparse_terms")):
+            s.add_function(pm.Function(name=f"bm25_{out}", function_type=pm.FunctionType.BM25,
+                                       input_field_names=[field], output_field_names=[out]))
+        ip = self.client.prepare_index_params()
+        ip.add_index("vector", index_type="HNSW", metric_type="IP", params={"M": 32, "efConstruction": 80})
+        for out in KEYWORD_FIELDS.values():
+            ip.add_index(out, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        self._call("create_collection", self._c("chunks"), schema=s, index_params=ip,
+                   consistency_level="Strong", doing="create a collection in")
 
     def prepare(self, dim: int) -> None:
         """Make the collections ready for rows of vectors of ``dim`` (before a write)."""

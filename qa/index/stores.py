@@ -321,19 +321,22 @@ def _split_cached(cache, rows: Rows) -> tuple[Rows, Rows]:
     return cached, rows.take(i for i, k in enumerate(keys) if k not in cache)
 
 
-def update_store(store: DocumentStore, paths: list[str], rebuild: bool = False, seeds: bool = True,
+def update_store(store: DocumentStore, paths: list[str], rebuild: bool = False, seeds: bool | None = True,
                  encoder: str | None = None, spec: ChunkSpec = ChunkSpec(), progress=None,
                  follow_links: bool = False, encode_rows: Callable | None = None):
     """``qa index --store``: as :func:`qa.index.collection.update_collection` for a store — the
     collection's earlier sources (from its manifest) and ``paths`` are read and indexed
-    incrementally (:func:`index_into_store`). Returns ``(IndexReport, LoadReport)``."""
+    incrementally (:func:`index_into_store`). ``seeds=None``: as the collection has them (a new
+    collection holds them, like the default one). Returns ``(IndexReport, LoadReport)``."""
     from embeddings.encoders import get_encoder
     from qa.index.collection import gather_documents
     try:
         old_manifest = {} if rebuild else store.read_manifest()
     except IndexError_:
         old_manifest = {}
-    from qa.paths import PREBUILT_SEEDS_INDEX
+    from qa.paths import PREBUILT_SEEDS_INDEX, SEEDS_SOURCE
+    if seeds is None:
+        seeds = SEEDS_SOURCE in old_manifest.get("sources", [SEEDS_SOURCE])
     documents, loaded, extra = gather_documents(old_manifest, paths, rebuild, seeds, follow_links)
     enc = get_encoder(encoder)
     report = index_into_store(documents, store, enc, spec, rebuild=rebuild, progress=progress,
