@@ -54,6 +54,20 @@ def test_cli_store_and_index_together_is_a_usage_error(qa_cli, tmp_path):
     assert r.returncode == 2 and "not both" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_the_faiss_index_folder_through_the_store_interface(tiny_index):
+    from qa.index.stores import FaissStore
+    from qa.question import make_question
+    encoder = _encoder()
+    store = FaissStore(tiny_index, encoder)
+    question = make_question("星河市2023年地区生产总值是多少")
+    question.vector = encoder.encode_queries([question.text])[0]
+    key, _ = store.keyword_search(question, 3)[0]
+    chunk = store.fetch_chunks([key])[key]
+    assert chunk.doc_id.endswith("xinghe.txt") and "1520亿元" in chunk.text
+    assert store.dense_search(question.vector, 1)[0][0] == key
+    assert store.read_manifest()["counts"]["documents"] == 3
+
+
 # --- a real server -------------------------------------------------------------------------------
 
 def _free_port() -> int:
@@ -132,6 +146,25 @@ def test_each_chunk_row_keeps_original_and_normalised_text_and_exact_offsets(see
         assert documents[r["doc_id"]].text[r["start"]:r["end"]] == r["text"]
         assert len(r["text_norm"]) == len(r["text"])
     assert any(r["text"] != r["text_norm"] for r in rows)     # 000_ is traditional: folded to simplified
+
+
+@needs_milvus
+def test_both_stores_find_the_same_chunks_for_a_question(seeds_store):
+    from qa.index.backends import open_store
+    from qa.index.stores import FaissStore
+    from qa.paths import PREBUILT_SEEDS_INDEX
+    from qa.question import make_question
+    encoder = _encoder()
+    faiss, milvus = FaissStore(PREBUILT_SEEDS_INDEX, encoder), open_store(seeds_store)
+    question = make_question("新材料产业产值是多少")
+    question.vector = encoder.encode_queries([question.text])[0]
+
+    def spans(store, pairs):
+        chunks = store.fetch_chunks([k for k, _ in pairs])
+        return [(chunks[k].doc_id, chunks[k].start, chunks[k].end) for k, _ in pairs]
+
+    assert spans(milvus, milvus.dense_search(question.vector, 3)) == spans(faiss, faiss.dense_search(question.vector, 3))
+    assert spans(milvus, milvus.keyword_search(question, 3)) == spans(faiss, faiss.keyword_search(question, 3))
 
 
 @needs_milvus

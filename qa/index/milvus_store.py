@@ -313,6 +313,16 @@ class MilvusStore:
             self._call("delete", self._c("documents"), filter=f'kind == "doc" and doc_id in {ids}',
                        doing="delete from")
 
+    def fetch_chunks(self, keys: list[str]) -> dict[str, Chunk]:
+        """The chunk rows of ``keys``: document, ``[start, end)`` and original text (``chunk_id`` -1:
+        a row, not a position in a loaded index)."""
+        out: dict[str, Chunk] = {}
+        for i in range(0, len(keys), 100):
+            for r in self._call("query", self._c("chunks"), filter=f"key in {_quote(keys[i:i + 100])}",
+                                output_fields=["key", "doc_id", "start", "end", "text"], doing="read from"):
+                out[r["key"]] = Chunk(-1, r["doc_id"], int(r["start"]), int(r["end"]), r["text"])
+        return out
+
     def count(self, kind: str) -> int:
         part = {"c": "chunks", "s": "sentences", "d": "documents"}[kind]
         flt = 'kind == "doc" and part == 0' if kind == "d" else ""

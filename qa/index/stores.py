@@ -98,7 +98,8 @@ def _check_name(collection: str, text: str) -> None:
 
 
 class DocumentStore(Protocol):
-    """What the pipeline and the indexer need of a store (see the module docstring)."""
+    """What the pipeline needs of a store (see the module docstring). Chunks are named by a
+    string key: a row key in Milvus, the chunk's position in a FAISS index folder."""
 
     spec: StoreSpec
 
@@ -106,7 +107,7 @@ class DocumentStore(Protocol):
 
     def load(self, encoder, spec: ChunkSpec) -> IndexData: ...  # checked fresh; what the reader needs
 
-    def retriever(self, kind: str, index: IndexData, bm25, dense): ...
+    def retriever(self, kind: str, index: IndexData): ...     # hybrid | bm25 | dense, over this store
 
     def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]: ...
 
@@ -114,7 +115,11 @@ class DocumentStore(Protocol):
 
     def fetch_chunks(self, keys: list[str]) -> dict[str, Chunk]: ...
 
-    # writers
+
+class WritableStore(DocumentStore, Protocol):
+    """A store written row by row (Milvus): what :func:`index_into_store` needs. (An index folder
+    is written whole and atomically instead: ``qa.index.build.index_documents``.)"""
+
     def stored_documents(self) -> dict[str, str]: ...         # doc_id → content hash, rows present
 
     def existing_keys(self, doc_ids: list[str]) -> set[str]: ...
@@ -130,6 +135,43 @@ class DocumentStore(Protocol):
     def write_manifest(self, manifest: dict) -> None: ...
 
     def drop(self) -> None: ...
+
+
+class FaissStore:
+    """The index folder (FAISS + the project's BM25) seen through the store interface: what the
+    pipeline has always used, unchanged (``Pipeline.load(index_dir)`` still opens it directly)."""
+
+    def __init__(self, index_dir, encoder=None, spec: ChunkSpec = ChunkSpec()):
+        from qa.index.build import check_fresh
+        from qa.retrieve import BM25Retriever, DenseRetriever
+        self.spec = StoreSpec("faiss", str(index_dir), text=f"faiss:{index_dir}")
+        self.index_dir = index_dir
+        self._data = check_fresh(index_dir, encoder, spec) if encoder is not None else None
+        if self._data is not None:
+            self._bm25, self._dense = BM25Retriever(self._data), DenseRetriever(self._data.chunks, self._data.chunk_index)
+
+    def read_manifest(self) -> dict:
+        from qa.index.store import read_manifest
+        return read_manifest(self.index_dir)
+
+    def load(self, encoder, spec: ChunkSpec = ChunkSpec()) -> IndexData:
+        if self._data is None:
+            self.__init__(self.index_dir, encoder, spec)
+        return self._data
+
+    def retriever(self, kind: str, index: IndexData):
+        from qa.retrieve import make_retriever
+        return make_retriever(kind, self._bm25, self._dense)
+
+    def dense_search(self, vector, k: int) -> list[tuple[str, float]]:
+        scores, ids = self._dense.search(vector, k)
+        return [(str(int(i)), float(s)) for s, i in zip(scores, ids)]
+
+    def keyword_search(self, question: Question, k: int) -> list[tuple[str, float]]:
+        return [(str(h.chunk.chunk_id), h.score) for h in self._bm25.retrieve(question, k)]
+
+    def fetch_chunks(self, keys: list[str]) -> dict[str, Chunk]:
+        return {k: self._data.chunks[int(k)] for k in keys if k.isdigit() and int(k) < len(self._data.chunks)}
 
 
 # --- the rows of a store: keys are the same whoever computes them (one process or Ray) ----
@@ -229,7 +271,7 @@ def check_compatible(manifest: dict, encoder, spec: ChunkSpec, where: str, fix: 
         raise IndexError_(f"{where} was built with other chunking settings; {fix}")
 
 
-def index_into_store(documents: list[Document], store: DocumentStore, encoder, spec: ChunkSpec = ChunkSpec(),
+def index_into_store(documents: list[Document], store: WritableStore, encoder, spec: ChunkSpec = ChunkSpec(),
                      rebuild: bool = False, progress=None, extra_manifest: dict | None = None,
                      encode_rows: Callable | None = None, caches: list | None = None) -> IndexReport:
     """Make ``store`` hold exactly ``documents``: delete removed and changed documents' rows,
@@ -321,7 +363,7 @@ def _split_cached(cache, rows: Rows) -> tuple[Rows, Rows]:
     return cached, rows.take(i for i, k in enumerate(keys) if k not in cache)
 
 
-def update_store(store: DocumentStore, paths: list[str], rebuild: bool = False, seeds: bool | None = True,
+def update_store(store: WritableStore, paths: list[str], rebuild: bool = False, seeds: bool | None = True,
                  encoder: str | None = None, spec: ChunkSpec = ChunkSpec(), progress=None,
                  follow_links: bool = False, encode_rows: Callable | None = None):
     """``qa index --store``: as :func:`qa.index.collection.update_collection` for a store — the
