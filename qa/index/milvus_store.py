@@ -31,7 +31,7 @@ import numpy as np
 
 from qa.errors import IndexError_, QAError, StoreUnavailableError, UsageError
 from qa.index.store import IndexData
-from qa.index.stores import Rows, StoreSpec, check_compatible
+from qa.index.stores import Rows, StoreSpec, check_compatible, document_hash
 from qa.retrieve.bm25 import bm25_tokens
 from qa.text.chunking import ChunkSpec
 from qa.text.normalize import normalize
@@ -70,7 +70,7 @@ def _pymilvus():
 
 
 _UNREACHABLE = ("connect", "unavailable", "deadline", "timeout", "timed out", "refused", "closed channel",
-                "not ready", "socket", "failed to", "reset")
+                "not ready", "socket", "reset")
 
 
 def terms_text(normalized: str) -> str:
@@ -264,9 +264,8 @@ class MilvusStore:
     def add_documents(self, documents: list[Document]) -> None:
         if not documents:
             return
-        from embeddings.vectors import content_hash
         for d in documents:
-            self._put_parts("doc", d.doc_id, content_hash(d.text), json.dumps(d.to_dict(), ensure_ascii=False))
+            self._put_parts("doc", d.doc_id, document_hash(d), json.dumps(d.to_dict(), ensure_ascii=False))
 
     def stored_documents(self) -> dict[str, str]:
         """doc_id → content hash of every document stored (its first part written)."""

@@ -142,21 +142,23 @@ class FaissStore:
     pipeline has always used, unchanged (``Pipeline.load(index_dir)`` still opens it directly)."""
 
     def __init__(self, index_dir, encoder=None, spec: ChunkSpec = ChunkSpec()):
-        from qa.index.build import check_fresh
-        from qa.retrieve import BM25Retriever, DenseRetriever
         self.spec = StoreSpec("faiss", str(index_dir), text=f"faiss:{index_dir}")
         self.index_dir = index_dir
-        self._data = check_fresh(index_dir, encoder, spec) if encoder is not None else None
-        if self._data is not None:
-            self._bm25, self._dense = BM25Retriever(self._data), DenseRetriever(self._data.chunks, self._data.chunk_index)
+        self._data = None
+        if encoder is not None:
+            self.load(encoder, spec)
 
     def read_manifest(self) -> dict:
         from qa.index.store import read_manifest
         return read_manifest(self.index_dir)
 
     def load(self, encoder, spec: ChunkSpec = ChunkSpec()) -> IndexData:
+        from qa.index.build import check_fresh
+        from qa.retrieve import BM25Retriever, DenseRetriever
         if self._data is None:
-            self.__init__(self.index_dir, encoder, spec)
+            self._data = check_fresh(self.index_dir, encoder, spec)
+            self._bm25, self._dense = BM25Retriever(self._data), DenseRetriever(self._data.chunks,
+                                                                                self._data.chunk_index)
         return self._data
 
     def retriever(self, kind: str, index: IndexData):
@@ -175,6 +177,11 @@ class FaissStore:
 
 
 # --- the rows of a store: keys are the same whoever computes them (one process or Ray) ----
+
+def document_hash(doc: Document) -> str:
+    """What decides that a document changed: its text and its title (the encoder sees both)."""
+    return content_hash(f"{doc.title}\0{doc.text}")
+
 
 def row_key(kind: str, doc_id: str, doc_hash: str, start: int, end: int) -> str:
     """The key of a chunk (``kind`` "c") or sentence ("s") row: stable for the same text of the
@@ -215,7 +222,7 @@ def document_rows(documents: list[Document], spec: ChunkSpec) -> tuple[Rows, Row
     ``qa.index.build.segment``, the same encoder input as ``passage_text``."""
     chunks, sentences = Rows("c"), Rows("s")
     for doc in documents:
-        h = content_hash(doc.text)
+        h = document_hash(doc)
         spans = split_sentences(doc.text, spec.max_sentence)
         for seq, (s, e) in enumerate(spans):
             _append(sentences, row_key("s", doc.doc_id, h, s, e), doc, s, e, doc.text[s:e], seq)
@@ -296,7 +303,7 @@ def index_into_store(documents: list[Document], store: WritableStore, encoder, s
             check_compatible(old_manifest, encoder, spec, f"collection {store.spec.text}",
                              f"rebuild it with: qa index --rebuild --store {store.spec.text}")
     stored = {} if rebuild else store.stored_documents()
-    new_hashes = {d.doc_id: content_hash(d.text) for d in documents}
+    new_hashes = {d.doc_id: document_hash(d) for d in documents}
     listed = set(stored) if old_manifest else set()
     report.added = sorted(set(new_hashes) - listed)
     report.removed = sorted(set(stored) - set(new_hashes))
