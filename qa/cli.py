@@ -70,6 +70,8 @@ def cmd_ask(args) -> int:
     from qa.question import make_question
     question = make_question(" ".join(args.question))    # a bad question fails before any loading
     if args.store:
+        if args.index:
+            raise UsageError("give either --index DIR (a FAISS index folder) or --store URI, not both")
         from qa.pipeline import Pipeline
         from qa.read.base import make_reader
         pipe = Pipeline.load(args.index, args.encoder, args.retriever, make_reader(args.reader) if args.reader else None,
