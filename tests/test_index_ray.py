@@ -27,9 +27,20 @@ def test_ray_takes_an_address_or_leaves_the_path_alone():
     assert not ray_address("docs/") and not ray_address("./reports")
 
 
+@needs_ray
+def test_cli_ray_indexes_a_folder(tmp_path, write_corpus, qa_cli):
+    uri = f"milvus-lite:{tmp_path}/cli.db#tiny"
+    r = qa_cli("index", "--quiet", "--no-seeds", "--store", uri, "--ray", str(write_corpus(tmp_path / "corpus")),
+               env={"QA_RAY_CPUS": "2"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "3 new" in r.stdout
+    r = qa_cli("ask", "--store", uri, "白鹭湖新区有多少家高新技术企业")
+    assert "86家" in r.stdout
+
+
 @pytest.fixture(scope="module")
 def local_ray():
-    """One local Ray (2 CPUs) for the module."""
+    """One local Ray (2 CPUs) for the tests below (the CLI test above starts its own, before this one)."""
     if not (HAVE_RAY and HAVE_MILVUS):
         pytest.skip('needs the ray and milvus extras (pip install "qa-zh[ray,milvus]")')
     from qa.index.ray_build import RayEncoder
@@ -89,14 +100,3 @@ def test_ray_resumes_after_a_failure_without_encoding_what_was_written(local_ray
     report, _ = update_store(open_store(uri), [corpus], seeds=False, encode_rows=local_ray)
     assert report.texts_cached == written[0]
     assert report.texts_cached + report.texts_encoded == len(_rows(uri))
-
-
-@needs_ray
-def test_cli_ray_indexes_a_folder(tmp_path, write_corpus, qa_cli):
-    uri = f"milvus-lite:{tmp_path}/cli.db#tiny"
-    r = qa_cli("index", "--quiet", "--no-seeds", "--store", uri, "--ray", str(write_corpus(tmp_path / "corpus")),
-               env={"QA_RAY_CPUS": "2"})
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "3 new" in r.stdout
-    r = qa_cli("ask", "--store", uri, "白鹭湖新区有多少家高新技术企业")
-    assert "86家" in r.stdout

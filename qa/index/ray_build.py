@@ -77,7 +77,7 @@ class RayEncoder:
             else:
                 ray.init(num_cpus=self.num_cpus, runtime_env=env, include_dashboard=False, log_to_driver=False,
                          logging_level="ERROR")
-        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
+        except Exception as e:           # ray raises plain Exception when its raylet or GCS does not start
             where = self.address or "this machine"
             raise StoreUnavailableError(f"cannot start or join Ray at {where} "
                                         f"({' '.join(str(e).split())[:200]})") from None
