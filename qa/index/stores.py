@@ -332,7 +332,6 @@ def index_into_store(documents: list[Document], store: WritableStore, encoder, s
     if progress is not None and hasattr(progress, "start"):
         progress.start(report.texts_encoded, len({*todo_c.doc_ids, *todo_s.doc_ids}))
     store.prepare(encoder.dim)
-    store.add_documents(todo_docs)
     for rows in (cached_c, cached_s):
         for i in range(0, len(rows), WRITE_BATCH):
             store.add_rows(rows.take(range(i, min(i + WRITE_BATCH, len(rows)))))
@@ -348,6 +347,9 @@ def index_into_store(documents: list[Document], store: WritableStore, encoder, s
                     progress(len(part))
     elif report.texts_encoded:
         encode_rows([todo_c, todo_s], store.add_rows, progress)
+    # a document's own row last: a document the store lists has all its rows (an interrupted
+    # run's documents are "new" again next time, and only their missing rows are encoded)
+    store.add_documents(todo_docs)
     manifest = store_manifest(documents, encoder, spec, getattr(builder, "encoder_id", encoder.encoder_id),
                               extra_manifest)
     manifest["counts"].update(chunks=store.count("c"), sentences=store.count("s"))
