@@ -270,6 +270,35 @@ def test_an_interrupted_index_run_resumes_without_encoding_what_was_written(milv
 
 
 @needs_milvus
+def test_a_document_added_by_an_interrupted_update_is_completed_next_time(milvus_server, tmp_path, write_corpus,
+                                                                          tiny_docs, monkeypatch):
+    from qa.index import stores
+    from qa.index.backends import open_store
+    from qa.pipeline import Pipeline
+    corpus = write_corpus(tmp_path / "corpus", {k: v for k, v in tiny_docs.items() if k != "bailu.md"})
+    uri = f"{milvus_server}/tiny_add"
+    stores.update_store(open_store(uri), [str(corpus)], seeds=False)
+    (corpus / "bailu.md").write_text(tiny_docs["bailu.md"], encoding="utf-8")
+    store = open_store(uri)
+    real_add = store.add_rows
+    written = []
+
+    def add_then_fail(rows):            # the new file's chunks arrive, its sentences do not
+        if written:
+            raise StoreUnavailableError("the server went away")
+        written.append(len(rows))
+        real_add(rows)
+
+    monkeypatch.setattr(store, "add_rows", add_then_fail)
+    with pytest.raises(StoreUnavailableError):
+        stores.update_store(store, [], seeds=False)
+    report, _ = stores.update_store(open_store(uri), [], seeds=False)
+    assert report.added == [str((corpus / "bailu.md").resolve())]     # not taken for unchanged
+    assert report.texts_cached == written[0]
+    assert Pipeline.load(store=uri).answer("白鹭湖新区有多少家高新技术企业").text == "86家"
+
+
+@needs_milvus
 def test_a_server_that_is_down_is_one_line_and_exit_code_7(qa_cli):
     uri = f"milvus://127.0.0.1:{_free_port()}/seeds"
     for args in (["ask", "--store", uri, "新材料产业产值是多少"], ["index", "--store", uri, "--quiet"]):
