@@ -34,7 +34,8 @@ class StorageError(QAError):
 
 
 class StoreUnavailableError(QAError):
-    """A document store server (Milvus) that is down, unreachable or stopped answering (exit 7).
+    """A document store server (Milvus), or the Ray cluster of ``qa index --ray``, that is down,
+    unreachable or stopped answering (exit 7).
     Nothing is half-written that the next run would not repair (see ``qa.index.stores``)."""
 
     exit_code = 7

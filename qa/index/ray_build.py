@@ -71,16 +71,23 @@ class RayEncoder:
         threads = str(max(1, int(ACTOR_CPUS)))
         env = {"env_vars": {"OMP_NUM_THREADS": threads, "OMP_WAIT_POLICY": "PASSIVE",
                             "QA_RAY_ENCODER": self.encoder or ""}}
-        try:
-            if self.address:
-                ray.init(address=self.address, runtime_env=env, log_to_driver=False, logging_level="ERROR")
-            else:
-                ray.init(num_cpus=self.num_cpus, runtime_env=env, include_dashboard=False, log_to_driver=False,
-                         logging_level="ERROR")
-        except Exception as e:           # ray raises plain Exception when its raylet or GCS does not start
-            where = self.address or "this machine"
-            raise StoreUnavailableError(f"cannot start or join Ray at {where} "
-                                        f"({' '.join(str(e).split())[:200]})") from None
+        # a local Ray gives its raylet 30 s to register (hard-coded in ray); on a loaded machine
+        # that can pass: try again, the second start finds its files warm
+        for attempt in range(1 if self.address else 3):
+            try:
+                if self.address:
+                    ray.init(address=self.address, runtime_env=env, log_to_driver=False, logging_level="ERROR")
+                else:
+                    ray.init(num_cpus=self.num_cpus, runtime_env=env, include_dashboard=False, log_to_driver=False,
+                             logging_level="ERROR")
+                break
+            except Exception as e:       # ray raises plain Exception when its raylet or GCS does not start
+                if ray.is_initialized():
+                    ray.shutdown()
+                if attempt == (0 if self.address else 2):
+                    where = self.address or "this machine"
+                    raise StoreUnavailableError(f"cannot start or join Ray at {where} "
+                                                f"({' '.join(str(e).split())[:200]})") from None
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False          # qa's own bar counts the passages
         ctx.verbose_progress = False
