@@ -10,7 +10,10 @@ PY=${PYTHON:-python3}
 pip install -q --upgrade pip
 extras="ui"
 if [ "${1:-}" = "--test" ]; then
-  extras="ui,test"
+  # the milvus extra too, so the Milvus store's tests run against a real milvus-lite server
+  # (pure-Python wheels; the ray extra — 240 MB and worker processes — only with QA_TEST_RAY=1)
+  extras="ui,test,milvus"
+  [ -n "${QA_TEST_RAY:-}" ] && extras="${extras},ray"
 fi
 # The neural reader answers on onnxruntime (a core dependency). Training it, its torch
 # backend and the fast bf16 index encoder run on the CPU build of PyTorch: install it

@@ -7,7 +7,8 @@ Exit codes: 0 answer or clear "not found"; 1 partial success (some files
 skipped) or internal error; 2 usage error (including an ``--index`` that is not an
 index folder); 3 unreadable input; 4 missing, stale or damaged index; 5 model
 cannot be loaded; 6 the index cannot be written (disk full, read-only, permission;
-the old index is kept); 130 interrupted.
+the old index is kept); 7 the document store (``--store milvus://…``) is down or
+unreachable; 130 interrupted.
 """
 from __future__ import annotations
 
@@ -69,7 +70,15 @@ def cmd_ask(args) -> int:
     from qa.api import get_pipeline
     from qa.question import make_question
     question = make_question(" ".join(args.question))    # a bad question fails before any loading
-    pipe = get_pipeline(args.index, args.encoder, args.retriever, args.reader)
+    if args.store:
+        if args.index:
+            raise UsageError("give either --index DIR (a FAISS index folder) or --store URI, not both")
+        from qa.pipeline import Pipeline
+        from qa.read.base import make_reader
+        pipe = Pipeline.load(args.index, args.encoder, args.retriever, make_reader(args.reader) if args.reader else None,
+                             store=args.store)
+    else:
+        pipe = get_pipeline(args.index, args.encoder, args.retriever, args.reader)
     a = pipe.answer(question, top_k=args.top_k, min_confidence=args.min_confidence)
     if args.json:
         print(json.dumps(a.to_dict(), ensure_ascii=False, indent=2))
@@ -78,12 +87,29 @@ def cmd_ask(args) -> int:
     return 0
 
 
+def ray_address(text: str) -> bool:
+    """Whether ``--ray``'s optional value is a Ray address (``auto``, ``ray://head:10001``,
+    ``head:6379``) rather than the first path to index."""
+    import re
+    return text == "auto" or "://" in text or bool(re.fullmatch(r"[A-Za-z0-9_.\-]+:\d{1,5}", text))
+
+
 def cmd_index(args) -> int:
     """Build or update a collection and say what happened."""
     from qa.index.collection import is_default, update_collection
     from qa.ingest.ocr import reporting
     from qa.paths import default_index_dir
     from qa.progress import TerminalProgress
+    from qa.index.backends import open_store
+    if args.ray and not ray_address(args.ray):    # `--ray docs/`: a path, not an address
+        args.paths.insert(0, args.ray)
+        args.ray = ""
+    store = open_store(args.store)         # a bad --store fails before anything is read
+    if args.store and args.index:
+        raise UsageError("give either --index DIR (a FAISS index folder) or --store URI, not both")
+    if args.ray is not None and store is None:
+        raise UsageError("--ray writes into a store as it encodes: give --store milvus://HOST:PORT/NAME "
+                         "or --store milvus-lite:PATH.db#NAME (the FAISS index folder is written whole)")
     index_dir = Path(args.index) if args.index else default_index_dir()
     # The seeds belong to the default collection; a separate --index holds only what it is given.
     seeds = not args.no_seeds and is_default(args.index)
@@ -94,8 +120,21 @@ def cmd_index(args) -> int:
     bar = TerminalProgress(sys.stderr, enabled=enabled)
     try:
         with reporting(pages):
-            report, loaded = update_collection(index_dir, args.paths, rebuild=args.rebuild, seeds=seeds,
-                                               encoder=args.encoder, progress=bar, follow_links=args.follow_links)
+            if store is not None:
+                from qa.index.stores import update_store
+                encode_rows = None
+                if args.ray is not None:
+                    from qa.index.ray_build import RayEncoder
+                    encode_rows = RayEncoder(args.ray or None, args.encoder)
+                # a store keeps the seeds as it was built: with them unless --no-seeds
+                report, loaded = update_store(store, args.paths, rebuild=args.rebuild,
+                                              seeds=False if args.no_seeds else None,
+                                              encoder=args.encoder, progress=bar, follow_links=args.follow_links,
+                                              encode_rows=encode_rows)
+            else:
+                report, loaded = update_collection(index_dir, args.paths, rebuild=args.rebuild, seeds=seeds,
+                                                   encoder=args.encoder, progress=bar,
+                                                   follow_links=args.follow_links)
     finally:
         pages.close()
         bar.close()
@@ -175,6 +214,10 @@ def positive_count(text: str) -> int:
     return n
 
 
+STORE_HELP = ("where the collection lives: faiss (default, the --index folder), milvus://HOST:PORT/NAME "
+              "(a Milvus server) or milvus-lite:PATH.db#NAME (a local milvus-lite folder); docs/scale.md")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="qa", description="离线中文文档问答：答案取自原文，并给出可核对的出处。")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
@@ -184,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the answer as JSON (Answer.to_dict())")
     ask.add_argument("--top-k", type=positive_int, default=5, help="passages to read, 1–100 (default 5)")
     ask.add_argument("--index", help="index directory (default: the seeds collection)")
+    ask.add_argument("--store", default=None, help=STORE_HELP)
     ask.add_argument("--retriever", default="hybrid", choices=["hybrid", "bm25", "dense"])
     ask.add_argument("--min-confidence", type=probability, default=None,
                      help="probability (0–1) an answer needs; below it 可能是… or not found "
@@ -195,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     idx = sub.add_parser("index", help="index documents (txt, md, …) into a collection")
     idx.add_argument("paths", nargs="*", help="files or folders; none: update the collection's sources")
     idx.add_argument("--index", help="index directory (default: the default collection, seeds included)")
+    idx.add_argument("--store", default=None, help=STORE_HELP + "; a new store collection holds "
+                     "the seeds unless --no-seeds, and later runs keep them as they were")
+    idx.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                     help="encode in Ray actors (needs --store and the ray extra): a local Ray on this "
+                          "machine's CPUs, or the cluster at ADDRESS (e.g. ray://head:10001 or auto)")
     idx.add_argument("--rebuild", action="store_true", help="start over instead of updating")
     idx.add_argument("--no-seeds", action="store_true", help="leave the seed documents out of the collection")
     idx.add_argument("--quiet", action="store_true", help="no progress output")
@@ -213,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--baselines", action="store_true",
                     help="seed set: also run the BM25-only and dense-only baselines beside the hybrid default")
     ev.add_argument("--reader", default=None)
+    ev.add_argument("--store", default=None, help="seed set: answer from this store's collection (" + STORE_HELP + ")")
     ev.set_defaults(func=cmd_eval)
 
     sv = sub.add_parser("serve", help="start the chat page (Gradio)")

@@ -5,7 +5,7 @@ The base class and :class:`ModelError` come from ``embeddings`` (the layer below
 """
 from embeddings.errors import ModelError, UserFacingError as QAError
 
-__all__ = ["QAError", "UsageError", "InputError", "IndexError_", "ModelError", "StorageError"]
+__all__ = ["QAError", "UsageError", "InputError", "IndexError_", "ModelError", "StorageError", "StoreUnavailableError"]
 
 
 class UsageError(QAError):
@@ -31,3 +31,11 @@ class StorageError(QAError):
     The index already there is left as it was."""
 
     exit_code = 6
+
+
+class StoreUnavailableError(QAError):
+    """A document store server (Milvus), or the Ray cluster of ``qa index --ray``, that is down,
+    unreachable or stopped answering (exit 7).
+    Nothing is half-written that the next run would not repair (see ``qa.index.stores``)."""
+
+    exit_code = 7

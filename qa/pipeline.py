@@ -41,18 +41,28 @@ class Pipeline:
     """Encoder + index + retriever + reader, loaded once."""
 
     def __init__(self, index: IndexData, encoder, retriever: str = "hybrid", reader=None,
-                 index_dir: Path | None = None):
-        self.index, self.encoder, self.index_dir = index, encoder, index_dir
+                 index_dir: Path | None = None, store=None):
+        """``store``: a ``qa.index.stores`` store (Milvus) that ``index`` was loaded from; then
+        retrieval runs in the store (the in-memory BM25 still gives the question's term weights)."""
+        self.index, self.encoder, self.index_dir, self.store = index, encoder, index_dir, store
         self.bm25 = BM25Retriever(index)
         self.dense = DenseRetriever(index.chunks, index.chunk_index)
-        self.retriever = make_retriever(retriever, self.bm25, self.dense)
+        self.retriever = (store.retriever(retriever, index) if store is not None
+                          else make_retriever(retriever, self.bm25, self.dense))
         self.reader = reader or make_reader()
 
     @classmethod
     def load(cls, index_dir: str | Path | None = None, encoder: str | None = None,
-             retriever: str = "hybrid", reader=None, spec: ChunkSpec = ChunkSpec()) -> "Pipeline":
-        """Open ``index_dir``, or the default collection (built from the seeds if needed)."""
+             retriever: str = "hybrid", reader=None, spec: ChunkSpec = ChunkSpec(),
+             store: str | None = None) -> "Pipeline":
+        """Open ``index_dir``, or the default collection (built from the seeds if needed), or
+        the collection of ``store`` (``--store``: ``milvus://HOST:PORT/NAME``, ``milvus-lite:PATH.db#NAME``)."""
         enc = get_encoder(encoder or DEFAULT_ENCODER)
+        if store is not None:
+            from qa.index.backends import open_store
+            opened = open_store(store)
+            if opened is not None:
+                return cls(opened.load(enc, spec), enc, retriever, reader, None, store=opened)
         if index_dir is not None:
             index_dir = Path(index_dir)
             data = check_fresh(index_dir, enc, spec)

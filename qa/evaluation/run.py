@@ -140,10 +140,12 @@ def run_seed_eval(args) -> dict:
         reader = make_reader(args.reader)
     configs = ["hybrid", "bm25", "dense"] if args.baselines else ["hybrid"]
     summaries = {}
-    base = Pipeline.load(retriever="hybrid", reader=reader)
+    store = getattr(args, "store", None)
+    base = Pipeline.load(retriever="hybrid", reader=reader, store=store)
     with progress_bar(len(questions) * len(configs), "questions") as bar:
         for name in configs:
-            pipe = base if name == "hybrid" else Pipeline(base.index, base.encoder, name, base.reader, base.index_dir)
+            pipe = base if name == "hybrid" else Pipeline(base.index, base.encoder, name, base.reader, base.index_dir,
+                                                          store=base.store)
             pipe.answer("预热")  # first call warms caches; not timed
             summaries[name] = evaluate(pipe, questions, name, progress=bar)
     return {"set": str(args.questions or EVAL_SET), "summaries": summaries}

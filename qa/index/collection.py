@@ -86,6 +86,22 @@ def _update_collection(index_dir, paths, rebuild, seeds, encoder, spec, progress
         old_manifest = read_manifest(index_dir)
     except IndexError_:
         old_manifest = {}
+    documents, loaded, extra = gather_documents(old_manifest, paths, rebuild, seeds, follow_links,
+                                                previous=lambda: load_index(index_dir).documents)
+    enc = get_encoder(encoder)
+    report = index_documents(documents, index_dir, enc, spec, rebuild=rebuild, progress=progress,
+                             seed_caches=[PREBUILT_SEEDS_INDEX / "cache"] if seeds else None,
+                             extra_manifest=extra)
+    return report, loaded
+
+
+def gather_documents(old_manifest: dict, paths: list[str], rebuild: bool, seeds: bool, follow_links: bool,
+                     previous=None) -> tuple[list, LoadReport, dict]:
+    """The documents a collection is to hold: its earlier sources (from ``old_manifest``, unless
+    ``rebuild`` with paths) and ``paths``, read; the seeds first when ``seeds``. Returns them, the
+    load report and the manifest entries that remember the sources. ``previous()``: the documents
+    indexed last time (a file that reads empty now keeps its previous version). Raises
+    :class:`InputError` when there is nothing to index."""
     # --rebuild with no paths re-encodes the same collection (what the damaged-index messages ask for)
     sources = [] if rebuild and paths else list(old_manifest.get("sources", []))
     sources = [s for s in sources if s != SEEDS_SOURCE]
@@ -99,29 +115,25 @@ def _update_collection(index_dir, paths, rebuild, seeds, encoder, spec, progress
             sources.append(resolved)
     loaded = load_paths(sources, follow_links=follow_links)
     loaded.notes.extend((s, "no longer exists") for s in gone if s not in sources)
-    if not rebuild:
-        _keep_previous_versions(index_dir, loaded)
+    if not rebuild and previous is not None:
+        _keep_previous_versions(previous, loaded)
     documents = list(loaded.documents)
     if seeds:
         documents = load_seeds() + documents
     if not documents:
         reasons = "; ".join(f"{p}: {r}" for p, r in (loaded.skipped or loaded.notes)[:3]) or "no paths given"
         raise InputError(f"nothing to index ({reasons})")
-    enc = get_encoder(encoder)
     kept_sources = ([SEEDS_SOURCE] if seeds else []) + [s for s in sources if Path(s).exists()]
     extra = {"sources": kept_sources}
     if follow_links:
         extra["follow_links"] = True
-    report = index_documents(documents, index_dir, enc, spec, rebuild=rebuild, progress=progress,
-                             seed_caches=[PREBUILT_SEEDS_INDEX / "cache"] if seeds else None,
-                             extra_manifest=extra)
-    return report, loaded
+    return documents, loaded, extra
 
 
 EMPTY_NOW = "empty file"
 
 
-def _keep_previous_versions(index_dir: Path, loaded: LoadReport) -> None:
+def _keep_previous_versions(previous, loaded: LoadReport) -> None:
     """Snapshot-or-keep: a file that reads empty now but had text when last indexed (caught
     in the middle of being rewritten, most likely) keeps its previous version, with a note,
     instead of leaving the collection until the next run."""
@@ -129,7 +141,7 @@ def _keep_previous_versions(index_dir: Path, loaded: LoadReport) -> None:
     if not empty:
         return
     try:
-        previous = load_index(index_dir).documents
+        previous = previous()
     except IndexError_:
         return
     for path, reason in empty:
