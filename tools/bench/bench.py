@@ -86,6 +86,8 @@ VARIANTS = {
     "default": {},
     "typed reader": {"QA_READER": "typed"},          # the reader the pipeline had before the neural one
     "torch reader": {"QA_READER_BACKEND": "torch"},  # the same neural reader on torch + transformers
+    # the read step as it was before issue 16: 4 windows, int8 weights dequantised at every call
+    "before: 4 windows, packed": {"QA_BENCH_READER_WINDOWS": "4", "QA_READER_UNPACK": "0"},
     "OMP passive": {"OMP_WAIT_POLICY": "PASSIVE"},
     "1 thread": {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
 }
@@ -378,6 +380,7 @@ def bench_latency(label: str, questions: list[str], index: str | None, variants:
                   qa_home: str | None = None) -> dict:
     pooled: dict[str, list] = {v: [] for v in variants}
     loads: dict[str, list] = {v: [] for v in variants}
+    peaks: dict[str, list] = {}
     info = {}
     for r in range(rounds):
         order = variants if r % 2 == 0 else list(reversed(variants))
@@ -388,6 +391,7 @@ def bench_latency(label: str, questions: list[str], index: str | None, variants:
             cols = res["columns"]
             pooled[v] += [dict(zip(cols, row)) for row in res["rows"]]
             loads[v] += [res["loadavg"][0][0], res["loadavg"][1][0]]
+            peaks.setdefault(v, []).append(res.get("peak_fp32_gflops", math.nan))
             info = {"chunks": res["chunks"], "index": res["index"], "encoder": res["encoder"]}
     out = {"label": label, "questions": len(questions), "rounds": rounds, **info, "variants": {}}
     for v in variants:
@@ -397,6 +401,8 @@ def bench_latency(label: str, questions: list[str], index: str | None, variants:
         # > 1: time spent waiting for a core (or threads waiting for each other); ≈ 1/threads when both cores work
         stats["wall_over_cpu_p50"] = median(ratio(row["total_ms"], row["total_cpu_ms"]) for row in rows)
         stats["loadavg"] = median(loads[v])
+        stats["peak_fp32_gflops"] = median(peaks[v])
+        stats["read_share_of_fp32_peak"] = ratio(stats["read_gflops"]["p50"], stats["peak_fp32_gflops"])
         out["variants"][v] = stats
     return out
 
@@ -408,10 +414,15 @@ def latency_table(res: dict) -> str:
                      s["read_ms"]["p50"], s["read_ms"]["p95"], s["total_ms"]["p50"], s["total_ms"]["p95"],
                      s["bare_encode_ms"]["p50"], s["faiss_ms"]["p50"], s["bm25_ms"]["p50"],
                      s["total_over_bare_encode_p50"], s["total_cpu_ms"]["p50"], s["total_cpu_ms"]["p95"],
-                     s["wall_over_cpu_p50"], s["loadavg"]])
-    return markdown_table(["environment", "encode p50", "p95", "search p50", "p95", "read p50", "p95",
-                           "**total p50**", "**p95**", "bare encode p50", "FAISS alone p50", "BM25 alone p50",
-                           "total / bare encode", "CPU ms p50", "CPU p95", "wall / CPU", "load"], rows)
+                     s["wall_over_cpu_p50"], s["loadavg"], s["read_gflops"]["p50"], s["peak_fp32_gflops"],
+                     100 * s["read_share_of_fp32_peak"]])
+    base = next(iter(res["variants"].values()))
+    for row, s in zip(rows, res["variants"].values()):   # the read and the total against the first variant
+        row.insert(1, ratio(s["total_ms"]["p50"], base["total_ms"]["p50"]))
+    return markdown_table(["environment", "total p50 × first row", "encode p50", "p95", "search p50", "p95",
+                           "read p50", "p95", "**total p50**", "**p95**", "bare encode p50", "FAISS alone p50",
+                           "BM25 alone p50", "total / bare encode", "CPU ms p50", "CPU p95", "wall / CPU", "load",
+                           "read GFLOP/s p50", "fp32 peak GFLOP/s", "read % of peak"], rows)
 
 
 # ======================================================================= cold start
@@ -927,7 +938,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown sections: {', '.join(sorted(unknown))}")
     rounds = args.rounds or (1 if args.quick else 2)
     variants = args.variants.split(",") if args.variants else (
-        ["default", "typed reader"] if args.quick else ["default", "typed reader", "torch reader", "OMP passive"])
+        ["default", "before: 4 windows, packed", "typed reader"] if args.quick else
+        ["default", "before: 4 windows, packed", "typed reader"]
+        + (["torch reader"] if transformers_available() else []) + ["OMP passive"])
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         ap.error(f"unknown variants: {', '.join(sorted(unknown))} (choose from {', '.join(VARIANTS)})")
