@@ -454,7 +454,10 @@ def bench_cold(runs: int, question: str) -> dict:
             "qa ask (typed reader)": qa_command() + ["ask", question],
             "qa ask (torch reader)": qa_command() + ["ask", question],
             "qa ask (OMP passive)": qa_command() + ["ask", question],
+            "qa ask (before: 4 windows, packed)": qa_command() + ["ask", question],
         }
+        if not transformers_available():     # the default install has no torch: nothing to compare
+            del cmds["qa ask (torch reader)"]
         envs = {name: base_env(next((e for v, e in VARIANTS.items() if f"({v})" in name), {}), home)
                 for name in cmds}
         log("cold: warm-up run (page cache; builds nothing with the prebuilt seeds index)")
@@ -478,7 +481,7 @@ def bench_cold(runs: int, question: str) -> dict:
             s["wall_vs_numpy"] = ratio(s["wall_s"], base["wall_s"])
             s["rss_vs_numpy"] = ratio(s["rss_mb"], base["rss_mb"])
         log("cold: where the time goes (fresh processes)")
-        labels = ["default", "typed reader", "torch reader", "OMP passive"]
+        labels = ["default", "typed reader"] + (["torch reader"] if transformers_available() else []) + ["OMP passive"]
         parts: dict[str, list] = {v: [] for v in labels}
         for _ in range(max(1, runs // 2 + 1)):
             for v in labels:
