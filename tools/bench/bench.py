@@ -75,8 +75,8 @@ LAYERS, HIDDEN, FFN, MAX_TOKENS = 12, 384, 1536, 512
 TARGETS = {
     "warm_p50_ms": 50.0,
     "warm_p95_ms": 150.0,
-    "cold_ask_s": 1.5,
-    "ask_rss_mb": 600.0,
+    "cold_ask_s": 1.0,
+    "ask_rss_mb": 300.0,
     "reindex_encoded": 0,
     "build_share_of_peak": 0.40,
 }
