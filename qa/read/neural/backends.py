@@ -48,8 +48,95 @@ def shipped_model_present(model_dir: str | Path = "") -> bool:
         (d / ONNX_FILE).exists() or ((d / "config.json").exists() and (d / "model.safetensors").exists()))
 
 
+UNPACKED_VERSION = 1
+
+
+def unpacked_model_path(model_dir: Path) -> Path:
+    """Where the unpacked copy of ``model_dir/model.onnx`` is kept: under ``$QA_HOME/models/``,
+    named by the source file's size and modification time (a new export gets a new copy)."""
+    from qa.paths import qa_home
+    st = (model_dir / ONNX_FILE).stat()
+    return qa_home() / "models" / f"reader-unpacked-v{UNPACKED_VERSION}-{st.st_size}-{st.st_mtime_ns}.onnx"
+
+
+def unpack_weights(src: Path, dst: Path) -> Path:
+    """Write ``dst``: ``src`` with its weights unpacked once instead of at every call.
+
+    The exported graph keeps each weight as int8 + per-row scales behind a ``DequantizeLinear``
+    that onnxruntime runs on every call (it never folds it: it keeps quantisation patterns
+    whole). Here a matrix weight becomes the fp32 values that node computed (the same values,
+    so the same logits), and the word-embedding table stays int8: it is gathered first and only
+    the rows the input uses are scaled (``Gather`` → ``Cast`` → ``Mul``). Measured: README
+    "Performance"."""
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError as exc:
+        raise ModelError("unpacking the reader model needs the onnx package (pip install onnx)") from exc
+    try:
+        model = onnx.load(str(src))
+    except Exception as exc:          # noqa: BLE001 - onnx raises DecodeError and others
+        raise ModelError(f"cannot load the reader model {src}: {exc}") from exc
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for x in n.input:
+            consumers.setdefault(x, []).append(n)
+    keep, drop_inits, new_inits = [], set(), []
+    for n in g.node:
+        if n.op_type != "DequantizeLinear" or not all(x in inits for x in n.input[:2]):
+            keep.append(n)
+            continue
+        q = numpy_helper.to_array(inits[n.input[0]])
+        scale = numpy_helper.to_array(inits[n.input[1]]).astype(np.float32)
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+        zero = numpy_helper.to_array(inits[n.input[2]]) if len(n.input) > 2 and n.input[2] in inits else None
+        users = consumers.get(n.output[0], [])
+        if zero is None and scale.ndim == 1 and axis == 0 and users and all(
+                u.op_type == "Gather" and u.input[0] == n.output[0]
+                and next((a.i for a in u.attribute if a.name == "axis"), 0) == 0 for u in users):
+            for u in users:     # embeddings: gather the int8 rows, then scale only those
+                out, ids = u.output[0], u.input[1]
+                keep.remove(u) if u in keep else None
+                u.op_type = "__replaced__"
+                keep += [helper.make_node("Gather", [n.input[0], ids], [out + ".q8"], axis=0),
+                         helper.make_node("Cast", [out + ".q8"], [out + ".q8f"], to=onnx.TensorProto.FLOAT),
+                         helper.make_node("Gather", [n.input[1], ids], [out + ".s"], axis=0),
+                         helper.make_node("Unsqueeze", [out + ".s", out + ".ax"], [out + ".s1"]),
+                         helper.make_node("Mul", [out + ".q8f", out + ".s1"], [out])]
+                new_inits.append(numpy_helper.from_array(np.array([-1], np.int64), out + ".ax"))
+            continue
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        w = q.astype(np.float32)
+        if zero is not None:
+            w -= zero.astype(np.float32).reshape(shape if zero.ndim else ())
+        w *= scale.reshape(shape if scale.ndim else ())
+        new_inits.append(numpy_helper.from_array(w, n.output[0]))
+        drop_inits.update(n.input[:3])
+    keep = [n for n in keep if n.op_type != "__replaced__"]
+    still_used = {x for n in keep for x in n.input}
+    inits_out = [i for i in g.initializer if i.name not in drop_inits or i.name in still_used] + new_inits
+    del g.node[:]
+    g.node.extend(keep)
+    del g.initializer[:]
+    g.initializer.extend(inits_out)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        onnx.save(model, str(tmp))
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst
+
+
 class OnnxSpanModel:
-    """``model.onnx`` on onnxruntime's CPU provider: (ids, mask) -> (start, end) logits."""
+    """``model.onnx`` on onnxruntime's CPU provider: (ids, mask) -> (start, end) logits.
+
+    Runs the copy with its weights unpacked once (``unpack_weights``; written on first use
+    under ``$QA_HOME/models/``, ~1 s); where that copy cannot be written, the shipped file."""
     backend = "onnx"
 
     def __init__(self, model_dir: Path, threads: int | None = None):
@@ -62,8 +149,16 @@ class OnnxSpanModel:
             # no busy-waiting between runs: on 2 shared cores spinning threads starve the
             # encoder and other processes (measured: see docs/performance.md)
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        path = model_dir / ONNX_FILE
+        if os.environ.get("QA_READER_UNPACK", "1") != "0" and path.exists():
+            try:
+                unpacked = unpacked_model_path(model_dir)
+                path = unpacked if unpacked.exists() else unpack_weights(path, unpacked)
+            except OSError:
+                path = model_dir / ONNX_FILE        # read-only home: the packed file still answers
+        self.model_path = path
         try:
-            self.session = ort.InferenceSession(str(model_dir / ONNX_FILE), so, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         except Exception as exc:          # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelError(f"cannot load the reader model {model_dir / ONNX_FILE}: {exc}") from exc
 

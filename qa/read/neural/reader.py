@@ -79,7 +79,7 @@ class TransformersReader:
     name = "transformers"
     threshold = DEFAULT_THRESHOLD
 
-    def __init__(self, model_dir: str | Path = "", max_windows: int = 4, window_chars: int = 220,
+    def __init__(self, model_dir: str | Path = "", max_windows: int = 2, window_chars: int = 220,
                  max_answer_tokens: int = 30, max_passages: int = 5, spans_per_window: int = 2,
                  bf16: bool | None = None, threads: int | None = None, backend: str | None = None):
         d = Path(model_dir) if model_dir else READER_MODEL_DIR
