@@ -1,5 +1,5 @@
 """The answer decision (qa/decide): what it sees in a candidate, its three states, and what
-a user gets from it through ``answer()``."""
+a user gets through ``answer()`` (states, strictness, the page's examples)."""
 from __future__ import annotations
 
 import json
@@ -122,7 +122,7 @@ def test_the_page_examples_are_questions_the_seeds_answer(seeds):
 
 
 def test_a_question_the_seeds_do_not_answer_is_not_found_but_names_the_nearest(seeds):
-    a = seeds.answer("宁海县2020年的海鲜产值是多少")
+    a = seeds.answer("火星上有多少个湖泊?")
     assert a.state == "not_found" and a.no_answer
     assert a.alternatives and a.alternatives[0].citations     # 「最接近的内容」 with its citation
 
@@ -137,6 +137,18 @@ def test_min_confidence_makes_the_same_answer_stricter(seeds):
     for bad in (-0.1, 1.5, "high", True):
         with pytest.raises(UsageError):
             answer("新材料产业产值是多少", min_confidence=bad)
+
+
+def test_the_decision_reader_states_a_calibrated_probability_and_a_state(seeds):
+    from qa.pipeline import Pipeline
+    from qa.read.base import make_reader
+    pipe = Pipeline(seeds.index, seeds.encoder, "hybrid", make_reader("decision"), seeds.index_dir)
+    assert 0.0 < pipe.reader.probable_threshold < pipe.reader.threshold < 1.0
+    for q in ("衢州高新区什么时候升级为国家级高新区", "火星上有多少个湖泊?"):
+        a = pipe.answer(q)
+        assert a.state in ("answer", "probable", "not_found") and 0.0 <= a.score <= 1.0
+        for c in a.citations:
+            assert pipe.index.documents[c.doc_id].text[c.start:c.end] == c.quote
 
 
 def test_every_state_is_in_the_json(seeds):

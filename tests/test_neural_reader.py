@@ -144,21 +144,32 @@ def test_strip_span():
 
 
 def test_combined_reader_attaches_units_to_numbers(reader):
-    """The neural reader finds 151.2; the pool also offers it at the typed candidate's full
-    extent, and the answer decision prefers the number with its unit."""
     from qa.read.combined import CombinedReader
 
     index = _Index(PARAGRAPH)
     info = _question("2023年新和成的营业收入是多少?")
-    combined = CombinedReader(neural=NeuralStub("151.2", 0.9, reader.threshold))
+    for mode in ("support", "neural"):
+        combined = CombinedReader(neural=NeuralStub("151.2", 0.9, reader.threshold), mode=mode)
+        best = _read(combined, info, index)[0]
+        assert best.text == "151.2亿元", mode
+        assert best.text == PARAGRAPH[best.start:best.end]
+        assert 0.0 <= best.score <= 1.0
+
+
+def test_decision_reader_offers_numbers_with_their_units(reader):
+    """The neural reader finds 151.2; the pool also offers it at the typed candidate's full
+    extent, and the answer decision prefers the number with its unit."""
+    from qa.read.decided import DecidedReader
+
+    index = _Index(PARAGRAPH)
+    info = _question("2023年新和成的营业收入是多少?")
+    combined = DecidedReader(neural=NeuralStub("151.2", 0.9, reader.threshold))
     hits = [PassageHit(h.chunk, h.score, h.rank) for h in index.hits]
     score_sentences(index, info, hits)
     texts = [c.text for c in combined.pool(info, hits, index)]
     assert "151.2" in texts and "151.2亿元" in texts
-    best = _read(combined, info, index)[0]
-    assert best.text == "151.2亿元"
-    assert best.text == PARAGRAPH[best.start:best.end]
-    assert 0.0 <= best.score <= 1.0
+    for c in _read(combined, info, index):
+        assert c.text == PARAGRAPH[c.start:c.end] and 0.0 <= c.score <= 1.0
 
 
 LONG_CONTEXT = PARAGRAPH * 12          # ~1,000 characters: several overlapping windows
@@ -224,13 +235,32 @@ def test_an_unknown_or_unavailable_backend_is_a_clear_model_error(monkeypatch):
         TransformersReader()
 
 
-def test_combined_reader_keeps_a_confident_neural_span_on_open_questions(reader):
-    """A place question: typed gap-filling spans do not beat the neural reader's confident span."""
-    from qa.read.combined import CombinedReader
+def test_combined_reader_lets_the_neural_span_lead_on_open_questions(reader):
+    """Place, person, entity and open questions: the neural span leads (typed gap-filling spans
+    lose to it); numbers with units keep the typed candidate's full extent."""
+    from qa.read.combined import CombinedReader, SUPPORT_KINDS
 
     index = _Index(PARAGRAPH)
     place = _question("新和成的总部位于哪里?")
+    assert place.kind not in SUPPORT_KINDS
     combined = CombinedReader(neural=NeuralStub("浙江省新昌县", 0.95, reader.threshold))
+    assert combined.mode_for(place.kind) == "neural"
+    best = _read(combined, place, index)[0]
+    assert best.text == "浙江省新昌县"
+    assert best.score >= combined.threshold
+    amount = _question("2023年新和成的营业收入是多少?")
+    assert combined.mode_for(amount.kind) == "support"
+    best = _read(CombinedReader(neural=NeuralStub("151.2", 0.95, reader.threshold)), amount, index)[0]
+    assert best.text == "151.2亿元"
+
+
+def test_decision_reader_keeps_a_confident_neural_span_on_open_questions(reader):
+    """A place question: typed gap-filling spans do not beat the neural reader's confident span."""
+    from qa.read.decided import DecidedReader
+
+    index = _Index(PARAGRAPH)
+    place = _question("新和成的总部位于哪里?")
+    combined = DecidedReader(neural=NeuralStub("浙江省新昌县", 0.95, reader.threshold))
     best = _read(combined, place, index)[0]
     assert best.text == "浙江省新昌县"
     assert best.score >= combined.probable_threshold
@@ -249,17 +279,35 @@ def test_a_damaged_onnx_model_is_a_clear_model_error(tmp_path):
         TransformersReader(model_dir=tmp_path, backend="onnx")
 
 
+def test_when_both_readers_agree_on_the_best_span_the_answer_is_confident(reader):
+    """A date question: the neural reader finds 1999年 with little confidence, the typed reader
+    finds the same span with much; their agreement (the support rule's score) carries the answer
+    over the threshold. The ranking is the neural reader's either way."""
+    from qa.read.combined import CombinedReader
+    weak_neural = NeuralStub("1999年", 0.3, reader.threshold)
+
+    index = _Index(PARAGRAPH)
+    info = _question("新和成成立于哪一年?")
+    assert info.kind == "date"
+    unconfirmed = CombinedReader(neural=weak_neural, confirm_top=False)
+    confirmed = CombinedReader(neural=weak_neural)
+    weak = _read(unconfirmed, info, index)[0]
+    best = _read(confirmed, info, index)[0]
+    assert weak.text == best.text == "1999年"
+    assert weak.score < unconfirmed.threshold <= best.score
+
+
 def test_a_span_both_readers_propose_carries_the_evidence_of_both(reader):
     """A date question: the neural reader and the typed reader both find 1999年; the pool holds
     it once, with the neural logits and the typed score, for the decision to weigh."""
-    from qa.read.combined import CombinedReader
+    from qa.read.decided import DecidedReader
 
     index = _Index(PARAGRAPH)
     info = _question("新和成成立于哪一年?")
     assert info.kind == "date"
     hits = [PassageHit(h.chunk, h.score, h.rank) for h in index.hits]
     score_sentences(index, info, hits)
-    pool = CombinedReader(neural=NeuralStub("1999年", 0.3, reader.threshold)).pool(info, hits, index)
+    pool = DecidedReader(neural=NeuralStub("1999年", 0.3, reader.threshold)).pool(info, hits, index)
     both = [c for c in pool if c.text == "1999年"]
     assert len(both) == 1
     assert {"span_logit", "null_logit", "typed_score"} <= set(both[0].features)

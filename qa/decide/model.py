@@ -11,8 +11,9 @@ needs numpy only.
 2. The *judge* gives P(correct) from the same features plus the ranker's score and its
    margin over the best different span: fitted on the ranker's best candidate of every
    question — answerable ones, the sets' own unanswerables, answerable questions asked with
-   their paragraph removed from the collection — with answerable and unanswerable questions
-   weighing the same; then a Platt calibration on held-out questions.
+   their paragraph removed from the collection — answerable questions weighing two thirds (about
+   their share in the public sets that have unanswerables); then a Platt calibration on held-out
+   questions.
 
 States, from the best candidate's probability ``p``:
 ``answer`` when ``p ≥ answer_threshold`` (chosen so that ≥ 90% of held-out answers are

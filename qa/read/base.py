@@ -14,7 +14,7 @@ from typing import Protocol
 from qa.errors import UsageError
 from qa.types import Candidate, PassageHit, Question
 
-READERS = ("typed", "transformers", "combined")
+READERS = ("typed", "transformers", "combined", "decision")
 
 
 class Reader(Protocol):
@@ -27,7 +27,8 @@ class Reader(Protocol):
 def make_reader(kind: str | None = None, model_dir: str | None = None) -> Reader:
     """``combined`` (default when the shipped model and a backend to run it are there: the
     trained neural reader checked by the typed-span reader), ``typed`` (default otherwise),
-    or ``transformers`` (the neural reader alone, or any local QA model directory)."""
+    ``transformers`` (the neural reader alone, or any local QA model directory), or ``decision``
+    (both readers' spans pooled and ranked by the learned answer decision, ``qa/decide``)."""
     from qa.read.neural.reader import default_reader_kind   # imports no torch
     kind = kind or os.environ.get("QA_READER") or default_reader_kind()
     if kind == "typed":
@@ -36,6 +37,9 @@ def make_reader(kind: str | None = None, model_dir: str | None = None) -> Reader
     if kind == "combined":
         from qa.read.combined import CombinedReader
         return CombinedReader(model_dir or os.environ.get("QA_READER_MODEL", ""))
+    if kind == "decision":
+        from qa.read.decided import DecidedReader
+        return DecidedReader(model_dir or os.environ.get("QA_READER_MODEL", ""))
     if kind == "transformers":
         from qa.read.neural.reader import TransformersReader
         return TransformersReader(model_dir or os.environ.get("QA_READER_MODEL", ""))

@@ -55,7 +55,7 @@ def shifted_year(question: str, context: str) -> str | None:
 def collect_set(name: str, work: Path, limit: int | None, used: set[str]) -> dict:
     from embeddings.encoders import get_encoder
     from qa.pipeline import Pipeline, score_sentences
-    from qa.read.combined import CombinedReader
+    from qa.read.decided import DecidedReader
 
     role = ALL_SETS[name][3]
     path = write_subset(name, work / "subsets", used)
@@ -64,7 +64,7 @@ def collect_set(name: str, work: Path, limit: int | None, used: set[str]) -> dic
     if limit:
         questions = questions[:limit]
     index_dir = squad_index(path, get_encoder())
-    reader = CombinedReader(decision=False)
+    reader = DecidedReader(decision=False)
     pipe = Pipeline.load(index_dir, retriever="hybrid", reader=reader)
     rows, labels, groups, variants, texts = [], [], [], [], []
     meta = []

@@ -66,12 +66,9 @@ def gold_paragraph(reader, path: Path, limit: int | None) -> dict:
 
 
 def _readers(neural, modes):
-    """The neural reader alone, and the combined reader (its pool ranked by the answer decision);
-    ``modes`` names the combined reader's rows (it has one mode since the decision replaced the
-    hand-set mixing)."""
     from qa.read.combined import CombinedReader
     out = {"transformers": neural}
-    out.update({f"combined {m}": CombinedReader(neural=neural) for m in modes[:1]})
+    out.update({f"combined {m}": CombinedReader(neural=neural, mode=m) for m in modes})
     return out
 
 
@@ -179,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--max-answer", type=int, action="append", default=None,
                    help="longest neural span in tokens (repeat to compare; default the reader's own)")
-    p.add_argument("--modes", default="decision", help="combined reader modes to score")
+    p.add_argument("--modes", default="by_kind,neural", help="combined reader modes to score")
     p.add_argument("--cache", type=Path, default=Path("suite-cache.json"), help="results computed so far")
     p.add_argument("--parts", default="gold,seeds,open",
                    help="which parts to run: gold (the four sets on their paragraphs), seeds, open")
