@@ -100,7 +100,7 @@ def _graph(f: E5File, precision: str, fp_layers: set[str] | None = None):
         from onnx import TensorProto, helper, numpy_helper
     except ImportError:
         raise ModelError("building the ONNX e5 encoder needs the onnx package: pip install onnx") from None
-    H, NH, FF = f.hidden, f.heads, f.ffn
+    H, NH = f.hidden, f.heads
     hd = H // NH
     if fp_layers is None:
         # int8: every projection but the FFN output, whose input (GELU's long tail) loses too much

@@ -56,18 +56,18 @@ def _share(bigrams: list[str], idf: dict[str, float], text: str) -> float:
     return sum(idf.get(b, 1.0) for b in bigrams if b in text) / total
 
 
-def _sentence_similarity(c: Candidate, index) -> tuple[float, float]:
-    """The cited sentence's cosine similarity to the question, and the best one among the hit's."""
+def _sentence_similarity(c: Candidate, index) -> float:
+    """The cited sentence's cosine similarity to the question (the hit's best where the span
+    stands in none of its sentences)."""
     hit = c.passage
     if hit is None or not hit.sentence_ids:
-        return 0.0, 0.0
+        return 0.0
     sims = hit.sentence_similarity
-    best = float(np.max(sims)) if len(sims) else 0.0
     for sid, sim in zip(hit.sentence_ids, sims):
         s = index.sentences[sid]
         if s.start <= c.start < s.end or (s.start < c.end <= s.end):
-            return float(sim), best
-    return best, best
+            return float(sim)
+    return float(np.max(sims)) if len(sims) else 0.0
 
 
 def candidate_features(question: Question, candidates: list[Candidate], index) -> np.ndarray:
@@ -85,7 +85,7 @@ def candidate_features(question: Question, candidates: list[Candidate], index) -
         diffs.append(f["span_logit"] - f["null_logit"] if "span_logit" in f else NO_NEURAL)
     order = sorted(range(len(candidates)), key=lambda i: -diffs[i])
     neural_rank = {i: r for r, i in enumerate(order)}
-    # the best global neural evidence across all candidates (the question's answerability signal)
+    # the best sentence similarity among all retrieved passages (sentence_gap is measured from it)
     best_sims = [0.0]
     for c in candidates:
         if c.passage is not None and c.passage.sentence_similarity is not None and len(c.passage.sentence_similarity):
@@ -127,7 +127,7 @@ def candidate_features(question: Question, candidates: list[Candidate], index) -
         if hit is not None:
             row[col["passage_rank"]] = min(hit.rank, 10)
             row[col["passage_score"]] = float(hit.score)
-        sim, _ = _sentence_similarity(c, index)
+        sim = _sentence_similarity(c, index)
         row[col["sentence_similarity"]] = sim
         row[col["sentence_gap"]] = best_sim_all - sim
         others = [diffs[j] for j in range(len(candidates)) if candidates[j].text != c.text]

@@ -121,7 +121,7 @@ def write_report(folder: Path, eval_set: str, summaries: dict) -> Path:
     (folder / "reliability.svg").write_text(reliability_svg(bins, f"Reliability ({main.name})", ece), encoding="utf-8")
     (folder / "latency.svg").write_text(
         histogram_svg([o.latency_ms for o in main.outcomes], f"Latency per question ({main.name})"), encoding="utf-8")
-    lines = [f"# Evaluation report\n", f"Set: `{eval_set}`\n", "## Overall\n",
+    lines = ["# Evaluation report\n", f"Set: `{eval_set}`\n", "## Overall\n",
              table({n: s.metrics() for n, s in summaries.items()}), "",
              "![F1 by kind](f1_by_kind.svg)\n", "![Latency](latency.svg)\n",
              "Reliability: each question's stated probability (its best candidate's, answered or not) "

@@ -161,12 +161,7 @@ class MilvusStore:
                     raise
                 self._create_chunks(dim, {"tokenizer": "standard"})
         if self._c("sentences") not in existing:
-            s = pm.MilvusClient.create_schema(auto_id=False)
-            s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
-            s.add_field("doc_id", DataType.VARCHAR, max_length=8192)
-            s.add_field("seq", DataType.INT64)
-            s.add_field("start", DataType.INT64)
-            s.add_field("end", DataType.INT64)
+            s = self._span_schema()
             s.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
             ip = self.client.prepare_index_params()
             ip.add_index("vector", index_type="FLAT", metric_type="IP")
@@ -187,14 +182,21 @@ class MilvusStore:
             self._call("create_collection", self._c("documents"), schema=s, index_params=ip,
                        consistency_level="Strong", doing="create a collection in")
 
-    def _create_chunks(self, dim: int, terms_analyzer: dict) -> None:
-        pm, DataType = self._pm, self._pm.DataType
-        s = pm.MilvusClient.create_schema(auto_id=False)
+    def _span_schema(self):
+        """A schema that starts with what chunks and sentences share: key, document, number and
+        ``[start, end)`` in the document's text."""
+        DataType = self._pm.DataType
+        s = self._pm.MilvusClient.create_schema(auto_id=False)
         s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
         s.add_field("doc_id", DataType.VARCHAR, max_length=8192)
         s.add_field("seq", DataType.INT64)
         s.add_field("start", DataType.INT64)
         s.add_field("end", DataType.INT64)
+        return s
+
+    def _create_chunks(self, dim: int, terms_analyzer: dict) -> None:
+        pm, DataType = self._pm, self._pm.DataType
+        s = self._span_schema()
         s.add_field("text", DataType.VARCHAR, max_length=65535)
         s.add_field("text_norm", DataType.VARCHAR, max_length=65535, enable_analyzer=True,
                     analyzer_params={"tokenizer": "jieba"})
@@ -243,7 +245,7 @@ class MilvusStore:
         fix = f"build it with: qa index --store {self.spec.text} PATH…"
         if not self.exists():
             raise IndexError_(f"no collection {self.name!r} in the Milvus store {self.spec.text}; {fix}")
-        rows = self._call("query", self._c("documents"), filter=f'kind == "manifest"',
+        rows = self._call("query", self._c("documents"), filter='kind == "manifest"',
                           output_fields=["part", "parts", "body"])
         if not rows:
             raise IndexError_(f"collection {self.name!r} in {self.spec.text} has no manifest "

@@ -64,16 +64,9 @@ print(time.perf_counter() - t0)
 def cpu_description() -> tuple[str, list[str]]:
     """The CPU's model name and which of ``VECTOR_FLAGS`` it has."""
     from embeddings.onnx_encoder import cpu_flags
-    model = "?"
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from tools.bench.bench import cpu_model
     flags = cpu_flags()
-    return model, [f for f in VECTOR_FLAGS if f in flags]
+    return cpu_model() or "?", [f for f in VECTOR_FLAGS if f in flags]
 
 
 def corpus(kind: str, limit: int | None = None) -> list[str]:
