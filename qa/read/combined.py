@@ -47,6 +47,11 @@ NUMERIC_TYPES = frozenset({"amount", "count", "percent", "rank", "date", "amount
 MAX_EXTENSION = 12          # characters a typed candidate may add to a neural span (mode "neural")
 
 
+def _inside(t: Candidate, c: Candidate) -> bool:
+    """Candidate ``t`` lies inside the longer candidate ``c`` (same document)."""
+    return t.doc_id == c.doc_id and c.start <= t.start and t.end <= c.end and (c.end - c.start) > (t.end - t.start)
+
+
 def _clip(x: float) -> float:
     return max(0.0, min(1.0, x))
 
@@ -86,13 +91,23 @@ class CombinedReader:
 
     def _support(self, neural: list[Candidate], typed: list[Candidate]) -> list[Candidate]:
         out = []
+        # a neural span that holds a whole clause candidate and more (「对…企业，三年内免收…，并由…
+        # 给予补贴」 for 「有哪些措施」) is the reader's extent for an answer of several clauses:
+        # it stands for the clauses inside it instead of being cut to one of them
+        wider = [c for c in neural if any(_inside(t, c) for t in typed if t.kind == "clause")]
         for t in typed:
+            if t.kind == "clause" and any(_inside(t, c) for c in wider):
+                continue
             support = max((c.score for c in neural if c.span.overlaps(t.span)), default=0.0)
             out.append(replace(t, score=_clip((t.score + self.support_weight * support) / self._norm),
                                features=dict(t.features, neural_support=support)))
+        for c in wider:
+            held = max(t.score for t in typed if t.kind == "clause" and _inside(t, c))
+            out.append(replace(c, score=_clip((held + self.support_weight * c.score) / self._norm),
+                               features=dict(c.features, neural_support=c.score, holds_clauses=1.0)))
         scale = self._neural_scale()
         for c in neural:
-            if any(c.span.overlaps(t.span) for t in typed):
+            if c in wider or any(c.span.overlaps(t.span) for t in typed):
                 continue          # the overlapping typed candidate (full extent) stands for it
             out.append(replace(c, score=_clip(c.score * scale / self._norm),
                                features=dict(c.features, neural_only=1.0)))

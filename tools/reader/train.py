@@ -36,6 +36,7 @@ from pathlib import Path
 
 from qa.evaluation.squad import load_squad
 from qa.paths import REPO
+from qa.read.neural.reader import MAX_ANSWER_TOKENS
 from qa.read.neural.tokenizer import MAX_QUERY_TOKENS
 from tools.reader.export import DEFAULT_DATA, load_tokenizer
 
@@ -50,7 +51,6 @@ TRAIN_FILES_V2 = {
     "cail2019_train_partial.json": 1.0, "cail2019_test.json": 1.0,
 }
 VAL_FILE = "drcd_dev.json"
-MAX_ANSWER_TOKENS = 30
 
 
 # --------------------------------------------------------------------------- data

@@ -18,7 +18,9 @@ term coverage and passage rank, builds a few windows of consecutive sentences
 around the best ones (≈ ``window_chars`` characters each, at most
 ``max_windows``; 256-token inputs, the length the model was trained on — 384 cost
 6 EM points on DRCD dev), runs them in one batched forward pass and keeps the best
-spans of each window (start ≤ end, at most ``max_answer_tokens`` tokens).
+spans of each window (start ≤ end, at most ``max_answer_tokens`` tokens: the model card's
+``max_answer_tokens``, else ``MAX_ANSWER_TOKENS`` = 64, room for the 40–100-character clause
+that answers 「有哪些措施」; 30 cut every answer over ~45 characters).
 Token offsets map back to document offsets, so ``Candidate.text ==
 document.text[start:end]``. ``score = sigmoid((span_logit − null_logit) / 2)``
 where the null logit is the window's ``<s>`` (no-answer) start+end logit;
@@ -50,6 +52,7 @@ from qa.read.neural.tokenizer import PairTokenizer
 from qa.types import Candidate, PassageHit, Question
 
 DEFAULT_THRESHOLD = 0.5
+MAX_ANSWER_TOKENS = 64
 
 
 def default_reader_kind() -> str:
@@ -80,7 +83,7 @@ class TransformersReader:
     threshold = DEFAULT_THRESHOLD
 
     def __init__(self, model_dir: str | Path = "", max_windows: int = 2, window_chars: int = 220,
-                 max_answer_tokens: int = 30, max_passages: int = 5, spans_per_window: int = 2,
+                 max_answer_tokens: int | None = None, max_passages: int = 5, spans_per_window: int = 2,
                  bf16: bool | None = None, threads: int | None = None, backend: str | None = None):
         d = Path(model_dir) if model_dir else READER_MODEL_DIR
         if not shipped_model_present(d):
@@ -97,7 +100,8 @@ class TransformersReader:
         self.tok = PairTokenizer(d / "tokenizer.json")
         self.model = OnnxSpanModel(d, threads) if self.backend == "onnx" else TorchSpanModel(d, bf16, threads)
         self.max_windows, self.window_chars = max_windows, window_chars
-        self.max_answer_tokens, self.max_passages = max_answer_tokens, max_passages
+        self.max_answer_tokens = int(max_answer_tokens or self.meta.get("max_answer_tokens", MAX_ANSWER_TOKENS))
+        self.max_passages = max_passages
         self.spans_per_window = spans_per_window
         self._lock = threading.Lock()
 
