@@ -21,6 +21,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from qa.errors import InputError
+from qa.ingest.pdf_tables import may_hold_table
 from qa.types import LayoutSpan
 
 _JUNK_TITLE = re.compile(
@@ -137,7 +138,7 @@ def read_pdf(data: bytes, max_chars: int | None = None, ocr: bool | None = None)
                     if got is not None and _weight(got[0]) and (not usable_text(text) or _weight(got[0]) > _weight(text)):
                         text, spans = got
                         ocr_pages.append(number)
-                elif usable_text(text) and pages_view.draws_lines(number - 1):
+                elif usable_text(text) and (pages_view.draws_lines(number - 1) or may_hold_table(text)):
                     got = pages_view.tables(number - 1, number)
                     if got is not None:
                         text, spans = got
