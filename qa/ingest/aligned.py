@@ -3,7 +3,8 @@ consecutive rows, with no rule drawn. Two readers use it: the borderless tables 
 text layer (:mod:`qa.ingest.pdf_tables`, pieces from pdfplumber's words) and the tables of
 scans and images (:mod:`qa.ingest.ocr`, pieces are OCR lines).
 
-``find_tables(rows)`` takes rows of :class:`Piece` (top to bottom, each row left to right,
+``find_tables(rows)`` takes rows of :class:`Piece` (or anything with ``text`` and ``box``, such
+as :class:`qa.ingest.ocr.OcrLine`; top to bottom, each row left to right,
 pieces already parted where a row has a gap of at least a character's height) and returns an
 :class:`AlignedTable` for each run of rows that is a table: its :class:`~qa.ingest.tables.Grid`
 (first row the header) and the box of every cell, so each cell of the lines written from it
@@ -21,8 +22,12 @@ text lines; ``docs/ingest.md`` has the false-table counts on prose pages):
 * ≥ 2 data rows; every column filled in at least half of them;
 * data cells are short (median ≤ :data:`MAX_MEDIAN_CELL` characters, none over
   :data:`MAX_CELL_CHARS`), and some column holds digits in at least half of its cells (the
-  tables of reports and bulletins are statistics; two columns of prose are not).
+  tables of reports and bulletins are statistics; two columns of prose are not);
+* not every column is filled edge to edge by its cells (:data:`FULL_SHARE` of them): columns
+  of justified text are, table columns (names, figures aligned one way) are not.
 
+A run that fails is tried again without its first row, its last row, or both (a title row
+above the header, ``表1 …  单位：亿元``, or a note row under the table breaks the columns).
 A row much closer to the one above than rows usually are (under :data:`WRAP_GAP` of the
 run's median gap) is the next line of the same cells (a wrapped header or cell) and joins it.
 """
@@ -42,6 +47,7 @@ WRAP_GAP = 0.5            # a row closer than this share of the median gap conti
 MAX_MEDIAN_CELL = 16      # median characters of a data cell
 MAX_CELL_CHARS = 60       # no data cell longer than this
 PIECE_GAP = 1.0           # words at least this many line heights apart are different cells
+FULL_SHARE = 0.8          # a column whose cells this often fill its width is a column of text
 
 _LABEL_VALUE = re.compile(r"\S[:：]\s*\S")
 _DIGIT = re.compile(r"\d")
@@ -183,6 +189,14 @@ def _table(rows: list[list[Piece]], first: int, height: float, figures: bool) ->
     lengths = sorted(len(v) for v in values)
     if statistics.median(lengths) > MAX_MEDIAN_CELL or lengths[-1] > MAX_CELL_CHARS:
         return None
+    # columns of prose (a page in two or more columns): every line fills its column's width
+    full = 0
+    for c, (a, b) in enumerate(cols):
+        cells = [_union(p.box for p in r[c]) for r in data if r[c]]
+        if sum(1 for x in cells if x[0] - a <= height / 2 and b - x[2] <= height / 2) >= FULL_SHARE * len(cells):
+            full += 1
+    if full == len(cols):
+        return None
     digits = any(sum(1 for r in data if r[c] and _DIGIT.search(text(r[c]))) * 2 >= sum(1 for r in data if r[c])
                  for c in range(len(cols)) if any(r[c] for r in data))
     if figures and not digits:
@@ -210,3 +224,14 @@ def find_tables(rows: list[list[Piece]], figures: bool = True) -> list[AlignedTa
                 found.append(table)
                 break
     return found
+
+
+def cell_spans(row, boxes: list[list[Box | None]]) -> list[tuple[int, int, Box]]:
+    """``(start, end, box)`` in ``row.text`` (a :class:`~qa.ingest.tables.RowLine`) of each
+    label and value whose cells have a box in ``boxes[r][c]`` (the union of its cells')."""
+    out = []
+    for s, e, cells in row.pieces:
+        found = [boxes[r][c] for r, c in cells if r < len(boxes) and c < len(boxes[r]) and boxes[r][c] is not None]
+        if found and e > s:
+            out.append((s, e, _union(found)))
+    return out

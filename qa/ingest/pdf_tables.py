@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import statistics
 
-from qa.ingest.aligned import PIECE_GAP, Piece, find_tables, join_close, rows_of
+from qa.ingest.aligned import PIECE_GAP, Piece, cell_spans, find_tables, join_close, rows_of
 from qa.ingest.tables import Cell, Grid, clean_cell, row_lines
 from qa.types import LayoutSpan
 
@@ -157,19 +157,6 @@ _DIGIT = re.compile(r"\d")
 
 def _inside(inner, outer) -> bool:
     return inner[0] >= outer[0] - 2 and inner[1] >= outer[1] - 2 and inner[2] <= outer[2] + 2 and inner[3] <= outer[3] + 2
-
-
-def cell_spans(row, cell_boxes) -> list[tuple[int, int, tuple]]:
-    """``(start, end, box)`` in ``row.text`` (a :class:`~qa.ingest.tables.RowLine`) of each
-    label and value whose cells have a box in ``cell_boxes[r][c]`` (the union of its cells')."""
-    out = []
-    for s, e, cells in row.pieces:
-        boxes = [cell_boxes[r][c] for r, c in cells if r < len(cell_boxes) and c < len(cell_boxes[r])
-                 and cell_boxes[r][c] is not None]
-        if boxes and e > s:
-            out.append((s, e, (min(b[0] for b in boxes), min(b[1] for b in boxes),
-                               max(b[2] for b in boxes), max(b[3] for b in boxes))))
-    return out
 
 
 def page_with_tables(page, page_no: int, unwrap) -> tuple[str, list[LayoutSpan]] | None:
