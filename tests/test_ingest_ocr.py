@@ -394,6 +394,25 @@ def test_lines_in_two_columns_of_text_are_not_a_table():
     assert {s.page for s in spans} == {3} and len(spans) == 2 * 4 * 4     # a label and a value per cell
 
 
+def test_two_tables_one_under_the_other_are_read_each_with_its_own_header():
+    from qa.ingest.ocr import OcrLine, page_text
+
+    second = [("指标", "数值"), ("港口吞吐量", "5600万吨"), ("集装箱", "86万标箱")]
+    third = [("指标", "数值"), ("客运量", "1200万人次"), ("旅游收入", "96.5亿元")]
+    lines, y = [], 100
+    # right under the first table, its 数值 across the first's 产值 and 增长 columns; then, a
+    # wider space below, a third table with the second's columns
+    for rows, xs, space in ((TABLE, TABLE_COLUMNS, 0), (second, [100, 600], 0), (third, [100, 600], 60)):
+        y += space
+        for row in rows:
+            lines += [OcrLine(cell, (x, y, x + 40 * len(cell), y + 40), 0.99) for x, cell in zip(xs, row)]
+            y += 72
+    text, _ = page_text(lines, W, 1400, 1)
+    assert text.split("\n") == [TABLE_ROW.format(*r) for r in TABLE[1:]] + [
+        "指标：港口吞吐量，数值：5600万吨", "指标：集装箱，数值：86万标箱",
+        "指标：客运量，数值：1200万人次", "指标：旅游收入，数值：96.5亿元"]
+
+
 # ---------------------------------------------------------------- cache, progress, time limit (issue 19)
 
 class _Tty:

@@ -26,7 +26,8 @@ text lines; ``docs/ingest.md`` has the false-table counts on prose pages):
 * not every column is filled edge to edge by its cells (:data:`FULL_SHARE` of them): columns
   of justified text are, table columns (names, figures aligned one way) are not.
 
-A run that fails is tried again without its first row, its last row, or both (a title row
+A run is cut where a row no longer lines up with the rows above it, or where the space above a
+row is over twice the usual and a line height more (two tables one under the other); a part that fails is tried again without its first row, its last row, or both (a title row
 above the header, ``表1 …  单位：亿元``, or a note row under the table breaks the columns).
 A row much closer to the one above than rows usually are (under :data:`WRAP_GAP` of the
 run's median gap) is the next line of the same cells (a wrapped header or cell) and joins it.
@@ -143,6 +144,54 @@ def _runs(rows: list[list[Piece]], height: float) -> list[tuple[int, int]]:
     return [(a, b) for a, b in runs if b - a + 1 >= MIN_ROWS]
 
 
+def _fits(rows: list[list[Piece]]) -> bool:
+    """Whether no row has two pieces in one of the columns of ``rows``."""
+    cols = _columns(rows)
+    for row in rows:
+        seen = set()
+        for p in row:
+            c = next(k for k, (a, b) in enumerate(cols) if a <= p.box[0] <= b)
+            if c in seen:
+                return False
+            seen.add(c)
+    return True
+
+
+def _header(texts: list[str]) -> bool:
+    """Whether a row's cells (one a column, "" where empty) can be a header: every one filled
+    but perhaps the first, short, not a number, not ``label：value``."""
+    named = texts[1:] if not texts[0] else texts
+    return len(named) >= 2 and all(h and len(h) <= MAX_LABEL and not is_number(h) and not _LABEL_VALUE.search(h)
+                                   for h in named)
+
+
+def _gap(rows: list[list[Piece]], i: int) -> float:
+    """The space between row ``i - 1`` and row ``i``."""
+    return min(p.box[1] for p in rows[i]) - max(p.box[3] for p in rows[i - 1])
+
+
+def _segments(rows: list[list[Piece]], first: int, last: int, height: float) -> list[tuple[int, int]]:
+    """``rows[first:last + 1]`` cut where a row's pieces no longer line up with the rows
+    above, or where the space above a row is over twice the usual and a line height more
+    (two tables one under the other): ``(first, last)`` of each part."""
+    gaps = [_gap(rows, i) for i in range(first + 1, last + 1)]
+    usual = statistics.median(gaps) if gaps else 0.0
+    out = []
+    start = first
+    for i in range(first + 1, last + 1):
+        wide = _gap(rows, i) > max(2 * usual, usual + height)
+        if wide:
+            out.append((start, i - 1))
+            start = i
+        elif not _fits(rows[start:i + 1]):
+            # the row above may be the next table's header, which happened to line up
+            cut = i - 1 if i - 1 > start and _fits(rows[i - 1:i + 1]) and _header([p.text for p in rows[i - 1]]) else i
+            out.append((start, cut - 1))
+            start = cut
+    out.append((start, last))
+    return [(a, b) for a, b in out if b - a + 1 >= MIN_ROWS]
+
+
 def _table(rows: list[list[Piece]], first: int, height: float, figures: bool) -> AlignedTable | None:
     cols = _columns(rows)
     if len(cols) < 2:
@@ -161,7 +210,7 @@ def _table(rows: list[list[Piece]], first: int, height: float, figures: bool) ->
         tops.append(min(p.box[1] for p in row))
         bottoms.append(max(p.box[3] for p in row))
     # a row much closer to the one above than rows usually are continues its cells
-    gaps = [tops[i] - bottoms[i - 1] for i in range(1, len(rows))]
+    gaps = [_gap(rows, i) for i in range(1, len(rows))]
     typical = statistics.median(gaps) if gaps else 0.0
     merged: list[list[list[Piece]]] = []
     for i, cells in enumerate(grid_rows):
@@ -176,10 +225,7 @@ def _table(rows: list[list[Piece]], first: int, height: float, figures: bool) ->
     def text(ps: list[Piece]) -> str:
         return clean_cell("\n".join(p.text for p in ps))
 
-    header = [text(ps) for ps in merged[0]]
-    named = header[1:] if not header[0] else header
-    if len(named) < 2 or not all(h and len(h) <= MAX_LABEL and not is_number(h) and not _LABEL_VALUE.search(h)
-                                 for h in named):
+    if not _header([text(ps) for ps in merged[0]]):
         return None
     data = merged[1:]
     for c in range(len(cols)):
@@ -215,7 +261,7 @@ def find_tables(rows: list[list[Piece]], figures: bool = True) -> list[AlignedTa
         return []
     height = statistics.median(heights)
     found = []
-    for a, b in _runs(rows, height):
+    for a, b in (seg for run in _runs(rows, height) for seg in _segments(rows, *run, height)):
         # a title row above the header (表1 … 单位：亿元) or a note row below the table breaks
         # the columns: the run is tried without them too
         for x, y in ((a, b), (a + 1, b), (a, b - 1), (a + 1, b - 1)):

@@ -73,9 +73,11 @@ def read_pdf(data: bytes, max_chars: int | None = None, ocr: bool | None = None)
     (:func:`usable_text`) and that shows an image or a drawing, or that holds little text
     over a large image, is rendered (pypdfium2, 200 dpi) and read by OCR (:mod:`qa.ingest.ocr`)
     — unless ``ocr`` is False or ``QA_OCR=off``; the OCR text replaces the layer's when it is
-    longer. A page that draws lines is given to pdfplumber for its tables
-    (:mod:`qa.ingest.pdf_tables`). ``layout`` has a span per OCR line or table row or
-    text line of a table page (with a box), else one per page (page only)."""
+    longer. A page that draws lines, or whose text looks tabular
+    (:func:`qa.ingest.pdf_tables.may_hold_table`), is given to pdfplumber for its tables
+    (:mod:`qa.ingest.pdf_tables`; ruled, three-line and borderless). ``layout`` has a span
+    per OCR line, table row or cell, or text line of a table page (with a box), else one per
+    page (page only)."""
     try:
         import pypdf
         from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError

@@ -1,6 +1,6 @@
 """Tables → lines that keep their structure: one line per row, each cell after its column header.
 
-A table of .html/.htm, .docx, .pdf (text layer) and .md files becomes, in the stored text,
+A table of .html/.htm, .docx, .pdf (text layer), .md files and of scans (OCR) becomes, in the stored text,
 one line per data row in which every cell stands after its header::
 
     街道/镇：百官街道，工业总产值：57.6亿元，增长：20.4%，负责人：张伟
@@ -16,7 +16,8 @@ which would cut the row into one sentence per cell and part each value from its 
 (``工业总产值（亿元）`` + ``57.6`` → ``工业总产值：57.6亿元``), so the cell reads as the amount it is.
 
 Each reader builds a :class:`Grid` (cells with their spans already spread over the columns and
-rows they cover) and calls :func:`table_lines`. How a table is read:
+rows they cover) and calls :func:`table_lines`, or :func:`row_lines` to learn where each label
+and value stands in a line (readers that know the cells' boxes place them on the page). How a table is read:
 
 * **header rows**: the rows the format marks as headers (HTML ``<thead>``/all-``<th>`` rows, Word's
   "repeat as header row", the row above markdown's ``|---|``), else the first row when it looks

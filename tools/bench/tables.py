@@ -1,7 +1,7 @@
 """Borderless tables in text-layer PDFs: how many real tables each detector reads, how many
 false tables it makes of prose pages, and what the shipped reading costs a page.
 
-    python -m tools.bench.tables [--pdf FILE ...] [--out DIR]
+    python -m tools.bench.tables [--only pdf,ocr] [--pdf FILE ...] [--out DIR]
 
 Run by hand (never from the test suite); needs reportlab (the ``test`` extra) to draw the
 pages. Pages drawn here with reportlab's STSong-Light (a CID font, so a real text layer):
@@ -24,7 +24,14 @@ without its figures rule, and as shipped. "rows right" counts the expected data 
 word for word in the text that :func:`qa.ingest.pdf_text.read_pdf` stores; time per page is
 pypdf's ``extract_text`` alone, ``read_pdf`` without the borderless pass (pages whose pypdf
 text looks tabular not given to pdfplumber) and ``read_pdf`` as shipped, interleaved, median
-of 3.
+of 3 (CPU seconds of this process: wall time on a shared machine says more about the others).
+
+``ocr``: A4 pages at 200 dpi drawn with PIL in Noto Sans CJK SC 12 pt (a title, a paragraph,
+the indicators table and the towns table, a note): clean and borderless; "scan" (rotated 0.5°,
+blurred, noised, greyed, JPEG quality 60) and borderless; scan with the tables ruled. For each:
+character accuracy of OCR over the page (1 − edit distance / reference length, NFKC, no
+whitespace, the lines in reading order, as in ``docs/ingest.md``'s engine measurement), the
+table rows written word for word as the reference's header lines, and seconds of recognition.
 """
 from __future__ import annotations
 
@@ -261,6 +268,10 @@ def _count(data: bytes) -> dict[str, int]:
     return out
 
 
+def _clock() -> float:
+    return time.process_time()
+
+
 def _times(data: bytes) -> tuple[float, float, float]:
     """Median seconds, interleaved: pypdf's extract_text of every page; read_pdf (OCR off)
     without the borderless pass (no page given to pdfplumber for its looks); read_pdf."""
@@ -270,38 +281,167 @@ def _times(data: bytes) -> tuple[float, float, float]:
     a, b, c = [], [], []
     shipped = pdf_text.may_hold_table
     for _ in range(3):
-        t = time.perf_counter()
+        t = _clock()
         for p in pypdf.PdfReader(io.BytesIO(data)).pages:
             p.extract_text()
-        a.append(time.perf_counter() - t)
+        a.append(_clock() - t)
         pdf_text.may_hold_table = lambda text: False
         try:
-            t = time.perf_counter()
+            t = _clock()
             pdf_text.read_pdf(data, ocr=False)
-            b.append(time.perf_counter() - t)
+            b.append(_clock() - t)
         finally:
             pdf_text.may_hold_table = shipped
-        t = time.perf_counter()
+        t = _clock()
         pdf_text.read_pdf(data, ocr=False)
-        c.append(time.perf_counter() - t)
+        c.append(_clock() - t)
     return statistics.median(a), statistics.median(b), statistics.median(c)
+
+
+# ---------------------------------------------------------------- OCR
+
+def _cjk_font() -> str:
+    for p in ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",):
+        if Path(p).exists():
+            return p
+    sys.exit("needs fonts-noto-cjk (NotoSansCJK-Regular.ttc) to draw the pages")
+
+
+def ocr_pages() -> list[tuple[str, object, str, list[str]]]:
+    """(name, PIL image, reference text, expected table lines) of the OCR pages."""
+    import random
+
+    from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+    font = ImageFont.truetype(_cjk_font(), 33, index=2)           # 12 pt at 200 dpi
+    W, H = 1654, 2339
+    paragraph = ("2020年，全区经济运行稳中有进，主要指标如下表所示。全年实现地区生产总值1087.6亿元，"
+                 "增长3.6%，各街道、镇工业经济保持平稳。")
+
+    def draw_page(ruled: bool):
+        im = Image.new("RGB", (W, H), "white")
+        d = ImageDraw.Draw(im)
+        y = 200
+        ref = []
+        d.text((160, y), "2020年上虞区国民经济和社会发展统计公报（摘要）", font=font, fill="black")
+        ref.append("2020年上虞区国民经济和社会发展统计公报（摘要）")
+        y += 90
+        for i in range(0, len(paragraph), 38):
+            d.text((160, y), paragraph[i:i + 38], font=font, fill="black")
+            y += 55
+        ref.append(paragraph)
+        for header, rows, xs in ((INDICATORS_HEADER, INDICATORS, [160, 760, 1160]),
+                                 (TOWNS_HEADER, TOWNS, [160, 420, 860, 1100, 1400])):
+            y += 60
+            top = y - 12
+            for row in [header, *rows]:
+                for x, cell in zip(xs, row):
+                    d.text((x, y), cell, font=font, fill="black")
+                    ref.append(cell)
+                y += 62
+            if ruled:                             # a grid: a rule above each row, one left of each column
+                bottom = top + 62 * (len(rows) + 1)
+                for k in range(len(rows) + 2):
+                    d.line([(140, top + 62 * k), (W - 120, top + 62 * k)], fill="black", width=2)
+                for x in [140] + [x - 20 for x in xs[1:]] + [W - 120]:
+                    d.line([(x, top), (x, bottom)], fill="black", width=2)
+        y += 40
+        d.text((160, y), "注：规上企业指年主营业务收入2000万元及以上的工业企业。", font=font, fill="black")
+        ref.append("注：规上企业指年主营业务收入2000万元及以上的工业企业。")
+        return im, "".join(ref)
+
+    def scanned(im):
+        rng = random.Random(7)
+        im = im.rotate(0.5, resample=Image.Resampling.BICUBIC, fillcolor="white").filter(ImageFilter.GaussianBlur(0.8))
+        px = im.convert("L").load()
+        for _ in range(W * H // 50):
+            x, y = rng.randrange(W), rng.randrange(H)
+            px[x, y] = max(0, min(255, px[x, y] + rng.randint(-90, 90)))
+        b = io.BytesIO()
+        im.convert("L").save(b, "JPEG", quality=60)
+        return Image.open(io.BytesIO(b.getvalue())).convert("RGB")
+
+    want = _expected(INDICATORS_HEADER, INDICATORS) + _expected(TOWNS_HEADER, TOWNS)
+    clean, ref = draw_page(False)
+    ruled, ref_ruled = draw_page(True)
+    return [("clean, borderless", clean, ref, want), ("scan, borderless", scanned(clean), ref, want),
+            ("scan, ruled", scanned(ruled), ref_ruled, want)]
+
+
+def _edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _norm(s: str) -> str:
+    import unicodedata
+    return "".join(ch for ch in unicodedata.normalize("NFKC", s) if not ch.isspace())
+
+
+def ocr_section() -> None:
+    from qa.ingest import ocr
+
+    os.environ["QA_OCR_CACHE"] = "off"
+    os.environ["QA_OCR_PAGE_SECONDS"] = "0"
+    ocr._load()                                   # loading the engine is not a page's time
+    print("\n| OCR page | characters | character accuracy | table rows right | s a page (wall / CPU) |")
+    print("|---|---:|---:|---:|---|")
+    walls, cpus = [], []
+    for name, image, ref, want in ocr_pages():
+        t, c = time.perf_counter(), _clock()
+        lines = ocr.recognize(image)
+        wall, cpu = time.perf_counter() - t, _clock() - c
+        walls.append(wall)
+        cpus.append(cpu)
+        hyp = _norm("".join(ln.text for ln in lines))
+        r = _norm(ref)
+        accuracy = 1 - _edit_distance(r, hyp) / len(r)
+        text, _ = ocr.page_text(lines, image.width, image.height, 1)
+        got = text.split("\n")
+        ok = sum(1 for line in want if line in got)
+        print(f"| {name} | {len(r)} | {100 * accuracy:.1f} % | {ok}/{len(want)} | {wall:.1f} / {cpu:.1f} |")
+        missed = [line for line in want if line not in got]
+        for line in missed[:3]:
+            print(f"    missed: {line}")
+    print(f"\npages/s: {len(walls) / sum(walls):.3f} (wall), {len(cpus) / sum(cpus):.3f} (CPU)")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pdf", nargs="*", default=[], help="real PDFs to count as prose pages")
-    ap.add_argument("--out", help="write the drawn PDFs into this folder")
+    ap.add_argument("--out", help="write the drawn PDFs and pages into this folder")
+    ap.add_argument("--only", default="pdf,ocr", help="sections: pdf, ocr (default both)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from qa.ingest.pdf_tables import may_hold_table
-    from qa.ingest.pdf_text import read_pdf
     from tools.bench.bench import cpu_model
 
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    sections = set(args.only.split(","))
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    if "pdf" in sections:
+        pdf_section(args)
+    if "ocr" in sections:
+        if args.out:
+            for name, image, *_ in ocr_pages():
+                image.save(Path(args.out) / (name.replace(", ", "_") + ".png"))
+        ocr_section()
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+def pdf_section(args) -> None:
+    from qa.ingest.pdf_tables import may_hold_table
+    from qa.ingest.pdf_text import read_pdf
+
     tables = table_pdfs()
     prose = prose_pdfs() + [(Path(p).name, Path(p).read_bytes()) for p in args.pdf]
     if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
         for name, data, *_ in tables + prose:
             (Path(args.out) / (name.split(",")[0].replace(" ", "_") + ".pdf")).write_bytes(data)
 
@@ -348,7 +488,6 @@ def main(argv=None) -> int:
     p = sums["pages"]
     print(f"| **all prose** | {p} | {sums['flagged']} | {' / '.join(str(v) for v in false.values())} "
           f"| {sums['changed']} | {sums['pypdf'] / p:.3f} / {sums['before'] / p:.3f} / {sums['read'] / p:.3f} |")
-    return 0
 
 
 if __name__ == "__main__":
