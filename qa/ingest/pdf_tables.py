@@ -10,18 +10,26 @@ Two kinds of table are found:
   between them; the rows and columns between the first and the last rule are read from the
   text's alignment, and the rows above the second rule are the header.
 
-Borderless tables (columns kept apart by spaces only) are left as text lines: on plain
-report pages every text-alignment detector tried (pdfplumber ``text``, camelot ``stream``
-and ``network``) also turned paragraphs into "tables" (``docs/ingest.md``).
+* **borderless tables** (columns kept apart by whitespace only): pdfplumber's words, parted
+  where a line has a gap of a character's height or more, lined up into columns by
+  :mod:`qa.ingest.aligned`, which takes only runs with a header row, short cells and a column
+  of figures. pdfplumber's own ``text`` strategy (and camelot's ``stream`` and ``network``)
+  also turned paragraphs of plain report pages into "tables" (``docs/ingest.md``).
 
-Only pages that draw at least a few lines are given to pdfplumber (pdfminer parses a page
-in ~0.1 s; pypdf's text of a page without tables is kept as it is).
+Every cell of a borderless table keeps its own box (the span of its value and of its header
+label in the row's line); a ruled or three-line table's row keeps the row's box.
+
+Only pages that draw at least a few lines, or whose pypdf text looks tabular
+(:func:`may_hold_table`), are given to pdfplumber (pdfminer parses a page in ~0.1 s; pypdf's
+text of a page without tables is kept as it is).
 """
 from __future__ import annotations
 
+import re
 import statistics
 
-from qa.ingest.tables import Cell, Grid, clean_cell, table_rows
+from qa.ingest.aligned import PIECE_GAP, Piece, cell_spans, find_tables, join_close, rows_of
+from qa.ingest.tables import Cell, Grid, clean_cell, row_lines
 from qa.types import LayoutSpan
 
 MIN_RULE = 0.3          # a three-line table's rules span ≥ 30 % of the page width
@@ -111,6 +119,42 @@ def _three_line_tables(page, taken: list[tuple]) -> list[tuple[tuple, Grid, list
     return found
 
 
+def aligned_tables(page, taken: list[tuple] = (), figures: bool = True
+                   ) -> list[tuple[tuple, Grid, list[list[tuple | None]]]]:
+    """(bbox, grid, cell boxes) of each borderless table on the page outside ``taken``."""
+    words = [w for w in page.extract_words(keep_blank_chars=False, use_text_flow=False)
+             if not any(_inside((w["x0"], w["top"], w["x1"], w["bottom"]), b) for b in taken)]
+    rows = rows_of([Piece(w["text"], (w["x0"], w["top"], w["x1"], w["bottom"])) for w in words])
+    rows = [join_close(r, PIECE_GAP * statistics.median(p.box[3] - p.box[1] for p in r)) for r in rows]
+    return [(t.bbox, t.grid, t.boxes) for t in find_tables(rows, figures)]
+
+
+_SHORT_LINE = 20          # characters
+_RUN_SHORT = 6            # this many short lines in a row: perhaps a table's cells, one a line
+_RUN_SPACED = 3           # this many lines of 2–8 pieces parted by spaces: perhaps a table's rows
+_MAX_CELLS = 8            # … (a line of English prose has more words)
+_SPACED_LINE = 60         # … and a row no more characters than this
+
+
+def may_hold_table(text: str) -> bool:
+    """Whether pypdf's text of a page without drawn lines may hold a borderless table, so the
+    page is worth pdfplumber's time: a run of ≥ 6 short lines (pypdf writes a cell a line)
+    or of ≥ 3 lines of 2–8 space-parted pieces (≤ 60 characters), with digits in ≥ 2 of them."""
+    short: list[str] = []
+    spaced: list[str] = []
+    for line in text.split("\n"):
+        s = line.strip()
+        short = short + [s] if s and len(s) <= _SHORT_LINE else []
+        spaced = spaced + [s] if 2 <= len(s.split()) <= _MAX_CELLS and len(s) <= _SPACED_LINE else []
+        for run, need in ((short, _RUN_SHORT), (spaced, _RUN_SPACED)):
+            if len(run) >= need and sum(1 for x in run if _DIGIT.search(x)) >= 2:
+                return True
+    return False
+
+
+_DIGIT = re.compile(r"\d")
+
+
 def _inside(inner, outer) -> bool:
     return inner[0] >= outer[0] - 2 and inner[1] >= outer[1] - 2 and inner[2] <= outer[2] + 2 and inner[3] <= outer[3] + 2
 
@@ -126,10 +170,13 @@ def page_with_tables(page, page_no: int, unwrap) -> tuple[str, list[LayoutSpan]]
         if grid.width < 2 or sum(1 for r in grid.rows if any(c.text for c in r)) < 2:
             continue
         bboxes.append(t.bbox)
-        items.append((t.bbox[1], "table", (grid, t.bbox, [r.bbox for r in t.rows])))
+        items.append((t.bbox[1], "table", (grid, t.bbox, [r.bbox for r in t.rows], None)))
     for bbox, grid, row_boxes in _three_line_tables(page, bboxes):
         bboxes.append(bbox)
-        items.append((bbox[1], "table", (grid, bbox, row_boxes)))
+        items.append((bbox[1], "table", (grid, bbox, row_boxes, None)))
+    for bbox, grid, cell_boxes in aligned_tables(page, bboxes):
+        bboxes.append(bbox)
+        items.append((bbox[1], "table", (grid, bbox, [None] * len(grid.rows), cell_boxes)))
     if not bboxes:
         return None
     outside = page
@@ -171,15 +218,19 @@ def page_with_tables(page, page_no: int, unwrap) -> tuple[str, list[LayoutSpan]]
         if block:
             emit_block(block)
             block = []
-        grid, bbox, row_boxes = payload
-        for r, line in table_rows(grid):
+        grid, bbox, row_boxes, cell_boxes = payload
+        for row in row_lines(grid):
             if parts:
                 parts.append("\n")
                 pos += 1
-            row_box = row_boxes[r] if r < len(row_boxes) and row_boxes[r] else bbox
-            spans.append(LayoutSpan(pos, pos + len(line), page_no, _box(row_box, page)))
-            parts.append(line)
-            pos += len(line)
+            if cell_boxes is None:
+                row_box = row_boxes[row.row] if row.row < len(row_boxes) and row_boxes[row.row] else bbox
+                spans.append(LayoutSpan(pos, pos + len(row.text), page_no, _box(row_box, page)))
+            else:
+                spans.extend(LayoutSpan(pos + s, pos + e, page_no, _box(box, page))
+                             for s, e, box in cell_spans(row, cell_boxes))
+            parts.append(row.text)
+            pos += len(row.text)
     if block:
         emit_block(block)
     return "".join(parts), spans

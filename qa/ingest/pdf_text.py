@@ -21,6 +21,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from qa.errors import InputError
+from qa.ingest.pdf_tables import may_hold_table
 from qa.types import LayoutSpan
 
 _JUNK_TITLE = re.compile(
@@ -72,9 +73,11 @@ def read_pdf(data: bytes, max_chars: int | None = None, ocr: bool | None = None)
     (:func:`usable_text`) and that shows an image or a drawing, or that holds little text
     over a large image, is rendered (pypdfium2, 200 dpi) and read by OCR (:mod:`qa.ingest.ocr`)
     — unless ``ocr`` is False or ``QA_OCR=off``; the OCR text replaces the layer's when it is
-    longer. A page that draws lines is given to pdfplumber for its tables
-    (:mod:`qa.ingest.pdf_tables`). ``layout`` has a span per OCR line or table row or
-    text line of a table page (with a box), else one per page (page only)."""
+    longer. A page that draws lines, or whose text looks tabular
+    (:func:`qa.ingest.pdf_tables.may_hold_table`), is given to pdfplumber for its tables
+    (:mod:`qa.ingest.pdf_tables`; ruled, three-line and borderless). ``layout`` has a span
+    per OCR line, table row or cell, or text line of a table page (with a box), else one per
+    page (page only)."""
     try:
         import pypdf
         from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
@@ -137,7 +140,7 @@ def read_pdf(data: bytes, max_chars: int | None = None, ocr: bool | None = None)
                     if got is not None and _weight(got[0]) and (not usable_text(text) or _weight(got[0]) > _weight(text)):
                         text, spans = got
                         ocr_pages.append(number)
-                elif usable_text(text) and pages_view.draws_lines(number - 1):
+                elif usable_text(text) and (pages_view.draws_lines(number - 1) or may_hold_table(text)):
                     got = pages_view.tables(number - 1, number)
                     if got is not None:
                         text, spans = got

@@ -1,6 +1,6 @@
 """Tables → lines that keep their structure: one line per row, each cell after its column header.
 
-A table of .html/.htm, .docx, .pdf (text layer) and .md files becomes, in the stored text,
+A table of .html/.htm, .docx, .pdf (text layer), .md files and of scans (OCR) becomes, in the stored text,
 one line per data row in which every cell stands after its header::
 
     街道/镇：百官街道，工业总产值：57.6亿元，增长：20.4%，负责人：张伟
@@ -16,7 +16,8 @@ which would cut the row into one sentence per cell and part each value from its 
 (``工业总产值（亿元）`` + ``57.6`` → ``工业总产值：57.6亿元``), so the cell reads as the amount it is.
 
 Each reader builds a :class:`Grid` (cells with their spans already spread over the columns and
-rows they cover) and calls :func:`table_lines`. How a table is read:
+rows they cover) and calls :func:`table_lines`, or :func:`row_lines` to learn where each label
+and value stands in a line (readers that know the cells' boxes place them on the page). How a table is read:
 
 * **header rows**: the rows the format marks as headers (HTML ``<thead>``/all-``<th>`` rows, Word's
   "repeat as header row", the row above markdown's ``|---|``), else the first row when it looks
@@ -116,7 +117,8 @@ def grid_from_spans(rows: list[list[tuple[str, int, int, bool]]]) -> Grid:
                  for row in grid])
 
 
-def _is_number(s: str) -> bool:
+def is_number(s: str) -> bool:
+    """Whether a cell is a number or an amount (``57.6``, ``-4.1%``, ``42家``, ``1.2万元``)."""
     return bool(_NUMBER.match(s))
 
 
@@ -136,7 +138,7 @@ def _header_like(row: list[Cell]) -> bool:
     if len(cells) < 2:
         return False
     rest = cells[1:] if not cells[0].text else cells
-    return len(rest) >= 2 and all(c.text and len(c.text) <= MAX_LABEL * 2 and not _is_number(c.text)
+    return len(rest) >= 2 and all(c.text and len(c.text) <= MAX_LABEL * 2 and not is_number(c.text)
                                   for c in rest)
 
 
@@ -201,32 +203,78 @@ def _with_unit(label: str, value: str) -> tuple[str, str]:
     return label, value
 
 
-def _pairs_line(pairs: list[tuple[str, str]]) -> str:
-    """``label：value；…``; a value under the same label as the one before joins it."""
-    merged: list[list[str]] = []
-    for label, value in pairs:
+@dataclass(frozen=True)
+class RowLine:
+    """One line of a table's text: ``text`` made from ``grid.rows[row]``, and where each label
+    and value stands in it: ``pieces`` of ``(start, end, cells)``, offsets into ``text`` and
+    the ``(row, column)`` grid cells the piece was read from (a column's header label: its
+    header cells; a value: its cell). Readers that know the cells' boxes place each piece."""
+
+    row: int
+    text: str
+    pieces: tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...] = ()
+
+
+def _pairs_line(pairs: list[tuple[str, str, tuple, tuple]]) -> tuple[str, list]:
+    """``label：value，…`` from ``(label, value, label cells, value cells)``, and its pieces
+    (see :class:`RowLine`); a value under the same label as the one before joins it."""
+    merged: list[list] = []              # [label, label cells, [(value, value cells), …]]
+    for label, value, label_cells, value_cells in pairs:
         if not value:
             continue
         label, value = _with_unit(label, value)
         if merged and label and merged[-1][0] == label:
-            merged[-1][1] += " " + value
+            merged[-1][2].append((value, value_cells))
         else:
-            merged.append([label, value])
-    parts = [f"{_strip_colon(label)}{KEY_SEP}{value}" if label and label != value else value
-             for label, value in merged]
-    return CELL_SEP.join(parts)
+            merged.append([label, label_cells, [(value, value_cells)]])
+    text: list[str] = []
+    pieces: list = []
+    pos = 0
+    for k, (label, label_cells, values) in enumerate(merged):
+        if k:
+            text.append(CELL_SEP)
+            pos += len(CELL_SEP)
+        shown = _strip_colon(label)
+        if label and label != " ".join(v for v, _ in values):
+            pieces.append((pos, pos + len(shown), tuple(label_cells)))
+            text.append(shown + KEY_SEP)
+            pos += len(shown) + len(KEY_SEP)
+        for j, (value, cells) in enumerate(values):
+            if j:
+                text.append(" ")
+                pos += 1
+            pieces.append((pos, pos + len(value), tuple(cells)))
+            text.append(value)
+            pos += len(value)
+    return "".join(text), pieces
 
 
 def table_lines(grid: Grid) -> list[str]:
     """The lines a table contributes to the text (see the module doc); [] for an empty one."""
-    return [line for _, line in table_rows(grid)]
+    return [r.text for r in row_lines(grid)]
 
 
 def table_rows(grid: Grid) -> list[tuple[int, str]]:
     """``(index of the row in grid.rows, line)`` for each line of :func:`table_lines`."""
+    return [(r.row, r.text) for r in row_lines(grid)]
+
+
+def has_header(grid: Grid) -> bool:
+    """Whether :func:`row_lines` writes the table's rows as ``header：value`` (a header row
+    found, or a form of labels and values), not as plain tab-separated cells."""
+    return _read(grid)[0] != "plain"
+
+
+def row_lines(grid: Grid) -> list[RowLine]:
+    """Each line of :func:`table_lines` as a :class:`RowLine` (its grid row, text, pieces)."""
+    return _read(grid)[1]
+
+
+def _read(grid: Grid) -> tuple[str, list[RowLine]]:
+    """("header" | "form" | "plain", the table's lines)."""
     indexed = [(i, r) for i, r in enumerate(grid.rows) if any(c.text for c in r)]
     if not indexed:
-        return []
+        return "plain", []
     rows = [r for _, r in indexed]
     width = grid.width
     n_header = grid.header_rows
@@ -238,31 +286,44 @@ def table_rows(grid: Grid) -> list[tuple[int, str]]:
     if not n_header and _form_like(Grid(rows, None)):
         out = []
         for i, row in indexed:
-            cells = [x for x in row if not x.spread]
-            line = _pairs_line([(c.text, v.text) for c, v in zip(cells[0::2], cells[1::2])])
-            if line:
-                out.append((i, line))
-        return out
+            cells = [(c, x) for c, x in enumerate(row) if not x.spread]
+            text, pieces = _pairs_line([(lab.text, val.text, ((i, a),), ((i, b),))
+                                        for (a, lab), (b, val) in zip(cells[0::2], cells[1::2])])
+            if text:
+                out.append(RowLine(i, text, tuple(pieces)))
+        return "form", out
     if not n_header and width >= 2 and len(rows) >= 2 and _header_like(rows[0]):
         n_header = 1
     n_header = min(n_header, len(rows))
     if not n_header or n_header == len(rows) or width < 2:
-        return [(i, _plain(row)) for i, row in indexed if _plain(row)]
+        return "plain", [_plain(i, row) for i, row in indexed if _plain(i, row).text]
     labels = _column_labels(rows[:n_header], width)
+    header_cells = [tuple((h, c) for h, row in indexed[:n_header] if c < len(row) and row[c].text)
+                    for c in range(width)]
     out = []
     for i, row in indexed[n_header:]:
-        filled = [c for c in row if c.text and not c.spread]
+        filled = [(c, x) for c, x in enumerate(row) if x.text and not x.spread]
         if len(filled) == 1 and width > 2:
-            out.append((i, filled[0].text))       # a section title across the table
+            c, cell = filled[0]
+            out.append(RowLine(i, cell.text, ((0, len(cell.text), ((i, c),)),)))   # a section title
             continue
-        line = _pairs_line([(labels[c], cell.text) for c, cell in enumerate(row) if not cell.spread])
-        if line:
-            out.append((i, line))
-    return out
+        text, pieces = _pairs_line([(labels[c], cell.text, header_cells[c], ((i, c),))
+                                    for c, cell in enumerate(row) if not cell.spread])
+        if text:
+            out.append(RowLine(i, text, tuple(pieces)))
+    return "header", out
 
 
-def _plain(row: list[Cell]) -> str:
-    return PLAIN_SEP.join(c.text for c in row if c.text and not c.spread)
+def _plain(i: int, row: list[Cell]) -> RowLine:
+    parts, pieces, pos = [], [], 0
+    for c, cell in enumerate(row):
+        if cell.text and not cell.spread:
+            if parts:
+                pos += len(PLAIN_SEP)
+            pieces.append((pos, pos + len(cell.text), ((i, c),)))
+            parts.append(cell.text)
+            pos += len(cell.text)
+    return RowLine(i, PLAIN_SEP.join(parts), tuple(pieces))
 
 
 # ---------------------------------------------------------------- markdown
