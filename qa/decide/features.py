@@ -9,12 +9,15 @@
 - completeness: the measure word the question asks for (多少**人**) present in the span; a
   number asked for and none in the span;
 - constraints: the idf-weighted share of the question's words in the cited sentence (and in
-  the sentence before it), of its focus words (the words just before 多少/什么); a year the
-  question names that the sentence states, or contradicts (it names only other years);
+  the sentence before it), of its focus words (the words just before 多少/什么), and in the
+  whole cited document (a place, a category, a role it does not have); a year the question
+  names that the sentence states, or contradicts (it names only other years);
 - echo: how much of the span repeats the question (an answer rarely does);
 - retrieval: the passage's rank and fused score, the sentence's similarity to the question and
   its distance from the best sentence retrieved;
 - competition: margin of the span's neural evidence over the best different span;
+- the combined reader's view: the score its hand-set mix gives the span, and whether it is
+  that reader's answer (the ranker learns from public questions how far to trust it);
 - the question's kind (numeric, date, who, what/where, list, open).
 
 Nothing here depends on a particular document or evaluation question.
@@ -41,10 +44,10 @@ FEATURES = (
     "neural_diff", "neural_null", "neural_present", "neural_rank",
     "typed_present", "typed_score", "type_match", "extended",
     "unit_asked", "unit_present", "number_missing",
-    "coverage", "coverage_prev", "focus", "year_asked", "year_match", "year_conflict",
+    "coverage", "coverage_prev", "focus", "doc_coverage", "year_asked", "year_match", "year_conflict",
     "echo", "log_length",
     "passage_rank", "passage_score", "sentence_similarity", "sentence_gap",
-    "margin", "agree_count",
+    "margin", "agree_count", "combined_score", "combined_top",
     *(f"kind_{g}" for g in KIND_GROUPS),
 )
 
@@ -115,6 +118,7 @@ def candidate_features(question: Question, candidates: list[Candidate], index) -
         row[col["coverage"]] = _share(question.bigrams, question.idf, sentence)
         row[col["coverage_prev"]] = _share(question.bigrams, question.idf, prev + sentence)
         row[col["focus"]] = _share(question.focus, question.idf, sentence)
+        row[col["doc_coverage"]] = _share(question.bigrams, question.idf, norm)
         if q_years:
             row[col["year_asked"]] = 1.0
             here = set(_YEAR.findall(prev + sentence))
@@ -133,6 +137,8 @@ def candidate_features(question: Question, candidates: list[Candidate], index) -
         others = [diffs[j] for j in range(len(candidates)) if candidates[j].text != c.text]
         row[col["margin"]] = max(-CLIP, min(CLIP, diffs[i] - max(others))) if others else CLIP
         row[col["agree_count"]] = f.get("agree_count", 0.0)
+        row[col["combined_score"]] = f.get("combined_score", 0.0)
+        row[col["combined_top"]] = f.get("combined_top", 0.0)
         for g, kinds in KIND_GROUPS.items():
             if question.kind in kinds:
                 row[col[f"kind_{g}"]] = 1.0

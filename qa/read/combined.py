@@ -74,8 +74,12 @@ class CombinedReader:
         self.threshold = self.typed.threshold / self._norm
 
     def read(self, question: Question, hits: list[PassageHit], index) -> list[Candidate]:
-        neural = self.neural.read(question, hits, index)
-        typed = self.typed.read(question, hits, index)
+        return self.combine(question, self.neural.read(question, hits, index),
+                            self.typed.read(question, hits, index), index)
+
+    def combine(self, question: Question, neural: list[Candidate], typed: list[Candidate],
+                index) -> list[Candidate]:
+        """The two readers' candidates for one question, mixed and ranked best first."""
         out = self._support(neural, typed) if self.mode_for(question.kind) == "support" else \
             self._neural_led(question, neural, typed, index)
         out.sort(key=lambda c: (-c.score, c.end - c.start))

@@ -6,7 +6,10 @@ reader proposes spans of the type the question asks for, with their full extent 
 第3位, 85%以上). ``pool()`` merges them: each span once, carrying the evidence of both
 (a neural span that overlaps a typed candidate of the asked-for type records it; on a number
 question the neural span is also offered extended to the typed candidate's full extent, so
-604.5 → 604.5亿元 is a choice the decision sees, not a rule). ``read()`` then scores every
+604.5 → 604.5亿元 is a choice the decision sees, not a rule). The combined reader's mix of the
+same two lists is one more piece of evidence: each span carries the score that mix gives it
+and whether it is the mix's answer (its best three spans join the pool), so the ranker learns
+from public questions how far to trust the hand-set mix. ``read()`` then scores every
 pooled span with :class:`qa.decide.AnswerDecision` — P(this span is a correct answer),
 calibrated on public questions — and ranks by it. Its two thresholds (``threshold`` for an
 answer, ``probable_threshold`` for 「可能是…」) come with the decision model.
@@ -25,6 +28,7 @@ from dataclasses import replace
 
 from qa.decide import AnswerDecision
 from qa.read.candidates import ACCEPTS
+from qa.read.combined import CombinedReader
 from qa.read.neural.reader import TransformersReader
 from qa.read.typed_span import TypedSpanReader
 from qa.types import Candidate, PassageHit, Question
@@ -34,6 +38,7 @@ NUMERIC_TYPES = frozenset({"amount", "count", "percent", "rank", "date", "amount
 MAX_EXTENSION = 12          # characters a typed candidate may add to a neural span
 TYPED_POOL = 8              # best typed candidates that join the pool on their own
 DECISION_WINDOWS = 4        # sentence windows the neural reader reads for the pool
+COMBINED_POOL = 3           # the combined reader's best spans join the pool even when neither list has them
 
 
 class DecidedReader:
@@ -45,6 +50,7 @@ class DecidedReader:
         # its features (ranks, margins) mean what they meant there only with the same reading
         self.neural = neural or TransformersReader(model_dir, max_windows=DECISION_WINDOWS)
         self.typed = typed or TypedSpanReader()
+        self.combined = CombinedReader(neural=self.neural, typed=self.typed)
         if decision is None or decision is True:
             decision = AnswerDecision.load()
         self.decision = decision or None
@@ -65,10 +71,15 @@ class DecidedReader:
     def pool(self, question: Question, hits: list[PassageHit], index) -> list[Candidate]:
         """Every span either reader proposes, once, with the evidence of both in ``features``."""
         neural = self.neural.read(question, hits, index)
-        typed = self.typed.read(question, hits, index)
+        typed_all = self.typed.read(question, hits, index)
         accepted = set(ACCEPTS.get(question.kind, ACCEPTS["span"]))
-        typed = [t for t in typed if t.kind in accepted]
+        typed = [t for t in typed_all if t.kind in accepted]
         pool: dict[tuple, Candidate] = {}
+        # the combined reader's mix of the same two lists is one more piece of evidence per span
+        mixed = self.combined.combine(question, neural, typed_all, index)
+        mixed_score: dict[tuple, float] = {}
+        for c in mixed:
+            mixed_score.setdefault((c.doc_id, c.start, c.end), c.score)
 
         def add(c: Candidate) -> None:
             key = (c.doc_id, c.start, c.end)
@@ -118,4 +129,13 @@ class DecidedReader:
                     if (t.start, t.end) != (best.start, best.end):
                         features["extended"] = 1.0
             add(replace(t, score=0.5 * t.score, features=features))
-        return list(pool.values())
+        for c in mixed[:COMBINED_POOL]:
+            if (c.doc_id, c.start, c.end) not in pool:
+                add(c)
+        out = []
+        for key, c in pool.items():
+            features = dict(c.features, combined_score=mixed_score.get(key, 0.0))
+            if mixed and key == (mixed[0].doc_id, mixed[0].start, mixed[0].end):
+                features["combined_top"] = 1.0
+            out.append(replace(c, features=features))
+        return out
