@@ -94,6 +94,7 @@ VARIANTS = {
     # the reader's matmuls in one arithmetic, whatever the CPU (the default picks by its flags)
     "fp32 reader": {"QA_READER_PRECISION": "fp32"},
     "int8 reader": {"QA_READER_PRECISION": "int8"},
+    "int8 reader spinning": {"QA_READER_PRECISION": "int8", "QA_ORT_SPIN": "1"},
     "OMP passive": {"OMP_WAIT_POLICY": "PASSIVE"},
     "1 thread": {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
 }
