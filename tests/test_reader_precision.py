@@ -8,6 +8,8 @@ spans on the questions below.
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -82,12 +84,12 @@ def test_an_unknown_precision_is_a_model_error_that_lists_the_choices(monkeypatc
 
 
 def test_hyper_threads_count_once(tmp_path):
-    path = _cpuinfo(tmp_path, XEON_SPR)
-    assert physical_cores(path, allowed={0, 1}) == 1         # two hyper-threads of core 0
-    assert physical_cores(_cpuinfo(tmp_path, XEON_SPR.replace("core id\t\t: 0\nflags", "core id\t\t: 0\nflags", 1)
-                                   .replace("processor\t: 1\nphysical id\t: 0\ncore id\t\t: 0",
-                                            "processor\t: 1\nphysical id\t: 0\ncore id\t\t: 1")),
-                          allowed={0, 1}) == 2
+    two_threads_one_core = _cpuinfo(tmp_path, XEON_SPR)
+    assert physical_cores(two_threads_one_core, allowed={0, 1}) == 1
+    two_cores = _cpuinfo(tmp_path, XEON_SPR.replace("processor\t: 1\nphysical id\t: 0\ncore id\t\t: 0",
+                                                    "processor\t: 1\nphysical id\t: 0\ncore id\t\t: 1"))
+    assert physical_cores(two_cores, allowed={0, 1}) == 2
+    assert physical_cores(two_cores, allowed={1}) == 1          # only the CPUs this process may use
     assert physical_cores(tmp_path / "missing", allowed={0, 1, 2}) == 3
 
 
@@ -118,6 +120,25 @@ def test_the_int8_graph_is_built_once_beside_the_unpacked_one(home):
     start, end = OnnxSpanModel(READER_MODEL_DIR, threads=1, precision="int8")(*_inputs())
     assert model.model_path.stat().st_mtime_ns == mtime       # the second load built nothing
     assert start.shape == end.shape == _inputs()[0].shape
+
+
+@needs_model
+def test_the_per_token_scaling_alone_computes_the_same_logits(home):
+    """Before quantising, dividing each token by its maximum and multiplying back is exact."""
+    import onnx
+    import onnxruntime as ort
+    from qa.read.neural.backends import unpack_weights
+    fp32 = onnx.load(str(unpack_weights(READER_MODEL_DIR / ONNX_FILE, home / "fp32.onnx")))
+    scaled = onnx.load(str(home / "fp32.onnx"))
+    layers = json.loads((READER_MODEL_DIR / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"]
+    assert int8.scale_per_token(scaled) == 4 * layers  # per layer: QKV, attention output, FFN in, FFN out
+    ids, mask = _inputs()
+
+    def logits(model):
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, {"input_ids": ids, "attention_mask": mask})
+    for a, b in zip(logits(fp32), logits(scaled)):
+        assert np.abs(a - b).max() < 1e-3
 
 
 @needs_model

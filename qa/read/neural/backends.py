@@ -149,7 +149,7 @@ def pick_precision(choice: str | None = None, flags: set[str] | None = None) -> 
     ``choice`` (else ``$QA_READER_PRECISION``, else ``auto``): ``fp32``, ``int8`` or ``auto`` —
     int8 where the CPU has VNNI (``flags``: ``/proc/cpuinfo``'s), fp32 elsewhere. Measured
     (docs/performance.md, "The int8 reader"): on an AVX-512 VNNI + AMX Xeon the read step
-    takes 0.62× the fp32 time inside ``answer()`` (35 vs 57 ms p50) with the same EM on the
+    takes 0.60× the fp32 time inside ``answer()`` (33 vs 55 ms p50) with the same EM on the
     seed set and DRCD dev. No AVX2-only CPU was measured: there int8 was slower before, and
     u8×s8 products without VNNI may saturate, so ``auto`` keeps fp32 there."""
     raw = choice or os.environ.get("QA_READER_PRECISION") or "auto"
@@ -193,7 +193,7 @@ class OnnxSpanModel:
     """``model.onnx`` on onnxruntime's CPU provider: (ids, mask) -> (start, end) logits.
 
     Runs a copy derived once from the shipped file and cached under ``$QA_HOME/models/``:
-    ``int8`` (``int8.quantize_graph``; first use ~3 s) or ``fp32`` (``unpack_weights``: the weights
+    ``int8`` (``int8.quantize_graph``; first use ~2 s with the unpack) or ``fp32`` (``unpack_weights``: the weights
     unpacked once; ~1 s), as ``pick_precision`` chooses. A cached copy that does not load is
     written again; where the int8 copy cannot be built the fp32 one runs (``precision`` says
     which runs, ``fallback`` why), and where no copy can be written, the shipped file."""

@@ -54,26 +54,30 @@ def scale_per_token(model, min_outputs: int = 16) -> int:
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
     model.graph.initializer.extend([numpy_helper.from_array(np.array(EPS, np.float32), "per_token.eps"),
                                     numpy_helper.from_array(np.array([-1], np.int64), "per_token.axes")])
-    nodes = list(model.graph.node)
-    inserts: list[tuple[int, list]] = []
+    before: dict[str, list] = {}        # a matmul's (new) output name -> nodes to put just before / after it
+    after: dict[str, list] = {}
     for x, users in weight_matmuls(model).items():
         if min(shapes[u.input[1]][1] for u in users) < min_outputs:
             continue
         peak = f"{x}.token_max"
-        reduce = helper.make_node("ReduceMax", [f"{x}.abs", "per_token.axes"], [f"{x}.token_absmax"], keepdims=1) \
-            if opset >= 18 else helper.make_node("ReduceMax", [f"{x}.abs"], [f"{x}.token_absmax"], axes=[-1], keepdims=1)
-        inserts.append((nodes.index(users[0]), [
-            helper.make_node("Abs", [x], [f"{x}.abs"]), reduce,
-            helper.make_node("Max", [f"{x}.token_absmax", "per_token.eps"], [peak]),
-            helper.make_node("Div", [x, peak], [f"{x}.per_token"])]))
+        if opset >= 18:     # ReduceMax takes its axes as an input from opset 18, as an attribute before
+            reduce = helper.make_node("ReduceMax", [f"{x}.abs", "per_token.axes"], [f"{x}.token_absmax"], keepdims=1)
+        else:
+            reduce = helper.make_node("ReduceMax", [f"{x}.abs"], [f"{x}.token_absmax"], axes=[-1], keepdims=1)
         for u in users:
             y = u.output[0]
             u.input[0], u.output[0] = f"{x}.per_token", f"{y}.per_token"
-            inserts.append((nodes.index(u) + 1, [helper.make_node("Mul", [f"{y}.per_token", peak], [y])]))
-    for at, new in sorted(inserts, key=lambda t: -t[0]):     # from the end, so earlier indices hold
-        for k, node in enumerate(new):
-            model.graph.node.insert(at + k, node)
-    return sum(1 for _, new in inserts if len(new) > 1)
+            after[u.output[0]] = [helper.make_node("Mul", [f"{y}.per_token", peak], [y])]
+        before[users[0].output[0]] = [helper.make_node("Abs", [x], [f"{x}.abs"]), reduce,
+                                      helper.make_node("Max", [f"{x}.token_absmax", "per_token.eps"], [peak]),
+                                      helper.make_node("Div", [x, peak], [f"{x}.per_token"])]
+    ordered = []                        # still in topological order: each Mul right after its matmul
+    for n in model.graph.node:
+        key = n.output[0] if n.output else ""
+        ordered += before.get(key, []) + [n] + after.get(key, [])
+    del model.graph.node[:]
+    model.graph.node.extend(ordered)
+    return len(before)
 
 
 def quantize_graph(src: Path, dst: Path) -> Path:
