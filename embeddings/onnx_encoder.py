@@ -49,16 +49,45 @@ STAMP_FILE = "qa-e5-onnx-stamp.json"
 
 
 # --------------------------------------------------------------------------- the CPU
-def cpu_flags() -> set[str]:
+CPUINFO = "/proc/cpuinfo"
+
+
+def cpu_flags(cpuinfo: str | os.PathLike = CPUINFO) -> set[str]:
     """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it cannot be read)."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 if line.startswith("flags"):
                     return set(line.split(":", 1)[1].split())
     except OSError:
         pass
     return set()
+
+
+def physical_cores(cpuinfo: str | os.PathLike = CPUINFO, allowed: set[int] | None = None) -> int:
+    """Cores this process may run on (``allowed``: its CPU affinity), hyper-threads counted once
+    (``/proc/cpuinfo``'s ``physical id`` + ``core id`` of each allowed CPU); the number of
+    allowed CPUs where that cannot be read."""
+    if allowed is None:
+        try:
+            allowed = os.sched_getaffinity(0)
+        except (AttributeError, OSError):
+            allowed = set(range(os.cpu_count() or 1))
+    cores, cpu, package = set(), None, "0"
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "processor":
+                    cpu, package = int(value), "0"
+                elif key == "physical id":
+                    package = value
+                elif key == "core id" and cpu in allowed:
+                    cores.add((package, value))
+    except (OSError, ValueError):
+        cores = set()
+    return max(1, len(cores) or len(allowed))
 
 
 def pick_precision(flags: set[str] | None = None) -> str:

@@ -143,7 +143,7 @@ def test_paths_point_at_the_repository():
 
 @pytest.mark.parametrize("module", ["tools.bench", "tools.bench.bench", "tools.bench.encoders",
                                     "tools.reader.train", "tools.reader.export", "tools.reader.suite",
-                                    "tools.reader.calibrate"])
+                                    "tools.reader.calibrate", "tools.reader.precision"])
 def test_tools_run_as_modules(module):
     r = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=ROOT,
                        timeout=120)

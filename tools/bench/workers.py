@@ -61,6 +61,9 @@ def latency(args: dict) -> dict:
     if neural is not None and os.environ.get("QA_BENCH_READER_WINDOWS"):   # a "before" variant
         neural.max_windows = int(os.environ["QA_BENCH_READER_WINDOWS"])
     read_flops = [0]
+    # the arithmetic the reader's matmuls run in (onnxruntime: fp32 or int8; torch: its own)
+    precision = getattr(getattr(neural, "model", None), "precision", "fp32") if neural is not None else ""
+    threads = _reader_threads(neural)
     if neural is not None:      # count the reader's FLOPs: every padded token of every window
         cfg = neural.model_dir / "config.json"
         layers = json.loads(cfg.read_text(encoding="utf-8")).get("num_hidden_layers", 6) if cfg.exists() else 6
@@ -75,6 +78,7 @@ def latency(args: dict) -> dict:
         pipe.answer(q)
     from tools.bench.encoders import matmul_peak
     peak0 = matmul_peak("fp32")
+    int8_0 = matmul_peak("int8") if precision == "int8" else 0.0
     bare = _bare_query_encoder(pipe.encoder)
     depth = getattr(pipe.retriever, "depth", 50)     # how deep hybrid asks FAISS
     rows = []
@@ -101,8 +105,20 @@ def latency(args: dict) -> dict:
     keys = ["encode_ms", "search_ms", "read_ms", "total_ms", "bare_encode_ms", "faiss_ms", "bm25_ms",
             "total_cpu_ms", "bare_encode_cpu_ms", "read_gflops"]
     peak = max(peak0, matmul_peak("fp32")) / 1e9
-    return {"columns": keys, "rows": rows, "chunks": len(pipe.index.chunks), "index": str(pipe.index_dir),
-            "encoder": pipe.encoder.encoder_id, "loadavg": [load0, os.getloadavg()], "peak_fp32_gflops": peak}
+    out = {"columns": keys, "rows": rows, "chunks": len(pipe.index.chunks), "index": str(pipe.index_dir),
+           "encoder": pipe.encoder.encoder_id, "loadavg": [load0, os.getloadavg()], "peak_fp32_gflops": peak,
+           "reader_precision": precision, "reader_threads": threads}
+    if precision == "int8":     # onnxruntime's DynamicQuantizeMatMul: what the int8 reader's matmuls run
+        out["peak_int8_gflops"] = max(int8_0, matmul_peak("int8")) / 1e9
+    return out
+
+
+def _reader_threads(neural) -> int | None:
+    session = getattr(getattr(neural, "model", None), "session", None)
+    try:
+        return int(session.get_session_options().intra_op_num_threads) if session is not None else None
+    except AttributeError:
+        return None
 
 
 # ---------------------------------------------------------------- cold start

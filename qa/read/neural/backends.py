@@ -2,12 +2,16 @@
 or on torch + transformers (bf16 where the CPU has it; what training uses).
 
 Each is a callable ``(input_ids, attention_mask) -> (start_logits, end_logits)`` (numpy).
+On onnxruntime the matrix products run in fp32 or int8 (``QA_READER_PRECISION``, see
+``pick_precision``); both graphs are derived once from the shipped ``model.onnx`` and cached
+under ``$QA_HOME/models/``.
 ``load_model(dir)`` reads the exported int8 format (``qa-reader.json``) or a plain
 transformers directory into a ``BertForQuestionAnswering`` for the torch backend.
 """
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from pathlib import Path
 
@@ -132,35 +136,124 @@ def unpack_weights(src: Path, dst: Path) -> Path:
     return dst
 
 
+INT8_VERSION = 1
+PRECISIONS = ("fp32", "int8")
+# CPUs with int8 dot-product instructions (VNNI: AVX-512 or the AVX2-encoded one); without
+# them onnxruntime's int8 kernels multiply through pmaddubsw and were measured slower than fp32
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
+
+
+def pick_precision(choice: str | None = None, flags: set[str] | None = None) -> str:
+    """``"int8"`` or ``"fp32"``: the arithmetic of the reader's matrix products.
+
+    ``choice`` (else ``$QA_READER_PRECISION``, else ``auto``): ``fp32``, ``int8`` or ``auto`` —
+    int8 where the CPU has VNNI (``flags``: ``/proc/cpuinfo``'s), fp32 elsewhere. Measured
+    (docs/performance.md, "The int8 reader"): on an AVX-512 VNNI + AMX Xeon the read step
+    takes 0.60× the fp32 time inside ``answer()`` (33 vs 55 ms p50) with the same EM on the
+    seed set and DRCD dev. No AVX2-only CPU was measured: there int8 was slower before, and
+    u8×s8 products without VNNI may saturate, so ``auto`` keeps fp32 there."""
+    raw = choice or os.environ.get("QA_READER_PRECISION") or "auto"
+    value = raw.strip().lower()
+    if value == "auto":
+        if flags is None:
+            from embeddings.onnx_encoder import cpu_flags     # one reader of /proc/cpuinfo's flags
+            flags = cpu_flags()
+        return "int8" if flags & VNNI_FLAGS else "fp32"
+    if value not in PRECISIONS:
+        raise ModelError(f"unknown reader precision {raw!r} (QA_READER_PRECISION); "
+                         f"choose auto, {', '.join(PRECISIONS)}")
+    return value
+
+
+def int8_model_path(model_dir: Path) -> Path:
+    """Where the int8-compute copy of ``model_dir/model.onnx`` is kept (beside the unpacked one,
+    named by the source file's size and modification time, and the recipe's version)."""
+    from qa.paths import qa_home
+    st = (model_dir / ONNX_FILE).stat()
+    return qa_home() / "models" / f"reader-int8-v{INT8_VERSION}-{st.st_size}-{st.st_mtime_ns}.onnx"
+
+
+def build_int8(model_dir: Path, dst: Path) -> Path:
+    """Write ``dst`` (``int8_model_path``) from the unpacked fp32 copy (``int8.quantize_graph``),
+    writing that copy first where it is missing or does not load."""
+    from qa.read.neural import int8
+    src = unpacked_model_path(model_dir)
+    if src.exists():
+        try:
+            return int8.quantize_graph(src, dst)
+        except ModelError:
+            raise
+        except Exception:   # noqa: BLE001 - a damaged unpacked copy: written again below
+            pass
+    unpack_weights(model_dir / ONNX_FILE, src)
+    return int8.quantize_graph(src, dst)
+
+
 class OnnxSpanModel:
     """``model.onnx`` on onnxruntime's CPU provider: (ids, mask) -> (start, end) logits.
 
-    Runs the copy with its weights unpacked once (``unpack_weights``; written on first use
-    under ``$QA_HOME/models/``, ~1 s); where that copy cannot be written, the shipped file."""
+    Runs a copy derived once from the shipped file and cached under ``$QA_HOME/models/``:
+    ``int8`` (``int8.quantize_graph``; first use ~2 s with the unpack) or ``fp32`` (``unpack_weights``: the weights
+    unpacked once; ~1 s), as ``pick_precision`` chooses. A cached copy that does not load is
+    written again; where the int8 copy cannot be built the fp32 one runs (``precision`` says
+    which runs, ``fallback`` why), and where no copy can be written, the shipped file."""
     backend = "onnx"
 
-    def __init__(self, model_dir: Path, threads: int | None = None):
+    def __init__(self, model_dir: Path, threads: int | None = None, precision: str | None = None):
         import onnxruntime as ort
+        from embeddings.onnx_encoder import physical_cores
+        self.requested = pick_precision(precision)
         so = ort.SessionOptions()
-        so.intra_op_num_threads = threads or max(1, min(os.cpu_count() or 1, 8))
+        # one thread per physical core: hyper-thread siblings share the core's vector units
+        so.intra_op_num_threads = threads or min(physical_cores(), 8)
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
         if os.environ.get("QA_ORT_SPIN", "0") != "1":
             # no busy-waiting between runs: on 2 shared cores spinning threads starve the
             # encoder and other processes (measured: see docs/performance.md)
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        path = model_dir / ONNX_FILE
-        if os.environ.get("QA_READER_UNPACK", "1") != "0" and path.exists():
+        self._ort, self._so = ort, so
+        shipped = model_dir / ONNX_FILE
+        self.precision, self.model_path, self.fallback = "fp32", shipped, ""
+        unpack = os.environ.get("QA_READER_UNPACK", "1") != "0" and shipped.exists()
+        if unpack and self.requested == "int8":
             try:
-                unpacked = unpacked_model_path(model_dir)
-                path = unpacked if unpacked.exists() else unpack_weights(path, unpacked)
+                self.model_path = int8_model_path(model_dir)
+                self.session = self._open_cached(self.model_path, lambda p: build_int8(model_dir, p))
+                self.precision = "int8"
+                return
+            except Exception as exc:    # noqa: BLE001 - any failure here leaves the fp32 graph to answer
+                self.fallback = f"the int8 reader could not be built ({exc.__class__.__name__}: {exc}); fp32 runs"
+                logging.getLogger("qa.reader").warning("%s", self.fallback)
+        if unpack:
+            try:
+                self.model_path = unpacked_model_path(model_dir)
+                self.session = self._open_cached(self.model_path, lambda p: unpack_weights(shipped, p))
+                return
             except OSError:
-                path = model_dir / ONNX_FILE        # read-only home: the packed file still answers
-        self.model_path = path
+                pass                        # read-only home: the packed file still answers
+            except ModelError:
+                raise
+            except Exception as exc:        # noqa: BLE001 - onnxruntime raises its own exception types
+                raise ModelError(f"cannot load the reader model {shipped}: {exc}") from exc
+        self.model_path = shipped
         try:
-            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(shipped), so, providers=["CPUExecutionProvider"])
         except Exception as exc:          # noqa: BLE001 - onnxruntime raises its own exception types
-            raise ModelError(f"cannot load the reader model {model_dir / ONNX_FILE}: {exc}") from exc
+            raise ModelError(f"cannot load the reader model {shipped}: {exc}") from exc
+
+    def _open_cached(self, path: Path, build):
+        """A session on the cached graph ``path``, written by ``build(path)`` when missing and
+        written again, once, when it does not load (a damaged or truncated file)."""
+        for attempt in (0, 1):
+            if attempt or not path.exists():
+                build(path)
+            try:
+                return self._ort.InferenceSession(str(path), self._so, providers=["CPUExecutionProvider"])
+            except Exception:               # noqa: BLE001 - onnxruntime raises its own exception types
+                if attempt:
+                    raise
+                path.unlink(missing_ok=True)
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sl, el = self.session.run(["start_logits", "end_logits"], {"input_ids": ids, "attention_mask": mask})

@@ -6,9 +6,10 @@ exported by ``tools.reader.export``: pruned vocabulary, int8 weights) or any loc
 transformers question-answering directory. Loading needs no network.
 
 Two backends run the same weights (``backend=`` or ``$QA_READER_BACKEND``):
-``onnx`` (the default when ``model.onnx`` and onnxruntime are there: the int8
-weights dequantised once at load, fp32 compute; ~0.3 s to import and load, no
-torch) and ``torch`` (transformers' ``BertForQuestionAnswering``, bf16 where the
+``onnx`` (the default when ``model.onnx`` and onnxruntime are there; ~0.3 s to import
+and load, no torch; its matrix products in int8 on CPUs with VNNI and fp32 elsewhere,
+``precision=`` or ``$QA_READER_PRECISION`` = ``auto|fp32|int8``, see
+``backends.pick_precision``) and ``torch`` (transformers' ``BertForQuestionAnswering``, bf16 where the
 CPU has it; what training uses). Both tokenise with the ``tokenizers`` library
 directly (``PairTokenizer``: the same windows as transformers' fast tokenizer).
 
@@ -84,7 +85,8 @@ class TransformersReader:
 
     def __init__(self, model_dir: str | Path = "", max_windows: int = 2, window_chars: int = 220,
                  max_answer_tokens: int | None = None, max_passages: int = 5, spans_per_window: int = 2,
-                 bf16: bool | None = None, threads: int | None = None, backend: str | None = None):
+                 bf16: bool | None = None, threads: int | None = None, backend: str | None = None,
+                 precision: str | None = None):
         d = Path(model_dir) if model_dir else READER_MODEL_DIR
         if not shipped_model_present(d):
             raise ModelError(f"no reader model in {d} (expected tokenizer.json and model.onnx or "
@@ -98,7 +100,8 @@ class TransformersReader:
             self.threshold = float(self.meta["threshold"])
         self.backend = pick_backend(d, backend)
         self.tok = PairTokenizer(d / "tokenizer.json")
-        self.model = OnnxSpanModel(d, threads) if self.backend == "onnx" else TorchSpanModel(d, bf16, threads)
+        self.model = OnnxSpanModel(d, threads, precision) if self.backend == "onnx" \
+            else TorchSpanModel(d, bf16, threads)
         self.max_windows, self.window_chars = max_windows, window_chars
         self.max_answer_tokens = int(max_answer_tokens or self.meta.get("max_answer_tokens", MAX_ANSWER_TOKENS))
         self.max_passages = max_passages
