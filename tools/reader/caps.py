@@ -11,27 +11,15 @@ here trains or tunes.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 from qa.evaluation import metrics
 from qa.evaluation.run import squad_documents
 from qa.read.neural.reader import TransformersReader
-from qa.read.neural.spans import strip_span, top_spans
 from tools.reader.suite import DATA
 
 DEFAULT_SETS = "cail2019_dev:1200,antiterror_dev:600,dureader_robust_dev:400,drcd_dev:400"
-
-
-def best_span(reader: TransformersReader, enc, sl, el, cap: int) -> tuple[int, int]:
-    best = (-math.inf, 0, 0)
-    for i in range(len(enc.sample)):
-        spans = top_spans(sl[i], el[i], enc.context_mask(i), cap, 1)
-        if spans and spans[0][0] > best[0]:
-            offs = enc.offsets[i]
-            best = (spans[0][0], offs[spans[0][1]][0], offs[spans[0][2]][1])
-    return best[1], best[2]
 
 
 def measure(reader: TransformersReader, path: Path, limit: int, caps: list[int], long_chars: int) -> dict:
@@ -44,7 +32,7 @@ def measure(reader: TransformersReader, path: Path, limit: int, caps: list[int],
         enc, sl, el = reader._run([q["question"]], [ctx])
         is_long = max(len(a["text"]) for a in q["answers"]) >= long_chars
         for c in caps:
-            s, e = strip_span(ctx, *best_span(reader, enc, sl, el, c))
+            (s, e, _, _), = reader.best_spans([ctx], enc, sl, el, c)
             em, f1 = metrics.score(ctx[s:e], q["answers"])
             rows[c].append((em, f1, is_long))
     out = {}

@@ -127,10 +127,17 @@ class TransformersReader:
         if not contexts:
             return []
         enc, sl, el = self._run([question] * len(contexts), list(contexts), max_len, stride)
+        return self.best_spans(contexts, enc, sl, el)
+
+    def best_spans(self, contexts: list[str], enc, sl, el,
+                   max_answer_tokens: int | None = None) -> list[tuple[int, int, float, float]]:
+        """``predict``'s decoding of one forward pass (``_run``'s output), with the span cap
+        ``max_answer_tokens`` (default: the reader's own)."""
+        cap = max_answer_tokens or self.max_answer_tokens
         best: dict[int, list] = {}
         for i, ci in enumerate(enc.sample):
             ctx = enc.context_mask(i)
-            spans = top_spans(sl[i], el[i], ctx, self.max_answer_tokens, 1)
+            spans = top_spans(sl[i], el[i], ctx, cap, 1)
             null = float(sl[i][0] + el[i][0])
             offs = enc.offsets[i]
             cur = best.setdefault(ci, [(-math.inf, 0, 0), math.inf])
