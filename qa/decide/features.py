@@ -29,10 +29,9 @@ import re
 
 import numpy as np
 
-from qa.read.candidates import ACCEPTS
+from qa.read.candidates import ACCEPTS, year_evidence
 from qa.types import Candidate, Question
 
-_YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
 _DIGIT = re.compile(r"[\d零〇一二两三四五六七八九十百千万亿]")
 NUMERIC_KINDS = frozenset({"amount", "count", "percent", "rank"})
 KIND_GROUPS = {"numeric": NUMERIC_KINDS, "date": {"date"}, "who": {"person", "role"},
@@ -121,9 +120,9 @@ def candidate_features(question: Question, candidates: list[Candidate], index) -
         row[col["doc_coverage"]] = _share(question.bigrams, question.idf, norm)
         if q_years:
             row[col["year_asked"]] = 1.0
-            here = set(_YEAR.findall(prev + sentence))
-            row[col["year_match"]] = 1.0 if here & q_years else 0.0
-            row[col["year_conflict"]] = 1.0 if here and not (here & q_years) else 0.0
+            match, conflict = year_evidence(q_years, norm, c.sentence_start, c.sentence_end)
+            row[col["year_match"]] = 1.0 if match else 0.0
+            row[col["year_conflict"]] = 1.0 if conflict else 0.0
         span_bigrams = {span[j:j + 2] for j in range(len(span) - 1)} or {span}
         row[col["echo"]] = sum(1 for b in span_bigrams if b in q_norm) / len(span_bigrams)
         row[col["log_length"]] = math.log1p(c.end - c.start)

@@ -11,6 +11,25 @@ import re
 
 from qa.text.normalize import HAN
 
+# a year as the question and the cited text name it (2020, 2020年); and how far before the cited
+# sentence a year or a role still applies to it (「2020年，全区……。其中新材料产业……」)
+YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
+CONTEXT_BEFORE = 80
+
+
+def year_evidence(years, normalized: str, sentence_start: int, sentence_end: int) -> tuple[bool, bool]:
+    """``(match, conflict)`` between the years a question names and the years its cited sentence
+    names (with the ``CONTEXT_BEFORE`` characters before it, in the normalised document text):
+    a match when one of the question's years is there; a conflict when years are there and none
+    is the question's — the text gives another year's figure (asked for 2024, it states 2025's)."""
+    asked = set(years)
+    if not asked:
+        return False, False
+    here = set(YEAR.findall(normalized[max(0, sentence_start - CONTEXT_BEFORE):sentence_end]))
+    match = bool(here & asked)
+    return match, bool(here) and not match
+
+
 _NUM = r"(?:\d+(?:[.,]\d+)*|[零〇一二两三四五六七八九十百千]+)"
 _RANGE = rf"{_NUM}(?:\s*[-~～至到]\s*{_NUM})?"
 _MAG = r"(?:[十百千万亿]|万亿|千万|百万)?"
@@ -38,6 +57,26 @@ _ROLE = (r"(?:副?主任|副?书记|副?局长|副?区长|副?市长|副?县长|
 _SPEECH = r"(?:介绍|表示|说|称|指出|认为|告诉|坦言|感叹|自豪|透露|强调)"
 PERSON = re.compile(rf"{_ROLE}\s?(?P<name>[{HAN}]{{2,3}}?)(?=[,。:、\s\])】」]|{_SPEECH}|博士|教授|院士|[等对在的是和与也还就都曾已将]|$)"
                     rf"|(?P<name2>[{HAN}]{{2,3}})(?=(?:介绍|表示|告诉记者|指出|坦言|透露|强调)[,:。])")
+
+ROLE_WORD = re.compile(_ROLE)
+ROLE_BEFORE = 12            # characters before a name where its role stands (董事长王建华)
+
+
+def role_conflict(question_normalized: str, normalized: str, sentence_start: int, sentence_end: int,
+                  span_start: int) -> bool:
+    """The question asks for a role (总经理) that its cited sentence (with the ``CONTEXT_BEFORE``
+    characters before it) never names, while another role stands right before the span
+    (「董事长王建华」): the text names the holder of a different role. Of 393 answerable public
+    questions naming a role (CMRC 2018, DRCD, security news, CAIL, DuReader-Checklist, SQuAD2-zh
+    training sets), one right answer looks like this."""
+    asked = set(ROLE_WORD.findall(question_normalized))
+    if not asked:
+        return False
+    if any(r in normalized[max(0, sentence_start - CONTEXT_BEFORE):sentence_end] for r in asked):
+        return False
+    return bool(ROLE_WORD.search(normalized[max(sentence_start, span_start - ROLE_BEFORE):span_start]))
+
+
 BYLINE = re.compile(rf"^[{HAN}]{{2,3}}(?:[\s\u00a0\u3000]+[{HAN}]{{2,3}})+$")
 _ORG_SUFFIX = (r"(?:有限公司|股份有限公司|公司|集团|研究院|研究所|中心|基地|产业园|工业园|园区|平台|大学|学院|"
                r"实验室|协会|银行|医院|学校|小镇|新城|开发区|经开区|高新区|项目|工程|委员会|管委会|办公室|"

@@ -1,0 +1,53 @@
+"""Near-miss questions: the document gives a figure for another year, or names the holder of
+another role. The answer is "not found" — naming the nearest text — not that other figure or
+person; the questions the document does answer keep their answers."""
+import pytest
+
+from qa.read.candidates import role_conflict, year_evidence
+from qa.text.normalize import normalize
+
+REPORT = ("赤峰实验室2025年工作报告\n\n"
+          "2025年，赤峰实验室共获得发明专利授权43项，比上年增加9项。实验室现有科研人员260人，其中博士120人。"
+          "董事长王建华表示，实验室将继续加大研发投入。\n\n"
+          "2025年实验室研发投入达到1.8亿元，同比增长15%。\n")
+
+
+@pytest.fixture(scope="module")
+def report_pipeline(tmp_path_factory, write_corpus, build_index):
+    from qa.pipeline import Pipeline
+    folder = write_corpus(tmp_path_factory.mktemp("report") / "docs", {"报告.txt": REPORT})
+    return Pipeline.load(build_index([folder], tmp_path_factory.mktemp("report_index") / "index"))
+
+
+def test_a_year_the_sentence_names_matches_and_another_year_conflicts():
+    norm = normalize(REPORT)
+    s = norm.index("2025年,赤峰")        # the normaliser folds ， to ,
+    e = norm.index("。", s) + 1
+    assert year_evidence(["2025"], norm, s, e) == (True, False)
+    assert year_evidence(["2024"], norm, s, e) == (False, True)
+    assert year_evidence([], norm, s, e) == (False, False)
+
+
+def test_a_role_the_text_does_not_name_conflicts_only_before_another_roles_holder():
+    norm = normalize(REPORT)
+    s = norm.index("董事长王建华"); e = norm.index("。", s) + 1
+    name = norm.index("王建华")
+    assert role_conflict("实验室的总经理是谁", norm, s, e, name)
+    assert not role_conflict("实验室的董事长是谁", norm, s, e, name)
+    assert not role_conflict("谁表示将继续加大研发投入", norm, s, e, name)
+
+
+def test_the_asked_year_is_answered(report_pipeline):
+    a = report_pipeline.answer("赤峰实验室2025年获得多少项专利")
+    assert not a.no_answer and a.text == "43项"
+
+
+def test_another_year_is_not_found_but_the_nearest_figure_is_named(report_pipeline):
+    a = report_pipeline.answer("赤峰实验室2024年获得多少项专利")
+    assert a.no_answer and a.state == "not_found"
+    assert "43项" in [alt.text for alt in a.alternatives]
+
+
+def test_the_asked_role_is_answered_and_another_role_is_not_found(report_pipeline):
+    assert report_pipeline.answer("赤峰实验室的董事长是谁").text == "王建华"
+    assert report_pipeline.answer("赤峰实验室的总经理是谁").no_answer
