@@ -363,3 +363,37 @@ def test_no_cjk_character_the_full_vocabulary_knows_is_lost_by_pruning(reader):
     full = Tokenizer.from_file(str(full_dir / "tokenizer.json"))
     full_unk = full.token_to_id("<unk>")
     assert all(full_unk in full.encode(c, add_special_tokens=False).ids for c in lost)
+
+
+def test_the_best_window_alone_is_read_when_it_answers_by_the_readers_threshold(reader, monkeypatch):
+    from qa.read.neural.reader import TransformersReader
+    index = _Index(PARAGRAPH)
+    question = _question("公司董事长是谁?")       # its words rank the third sentence first
+    passes = []
+
+    def counting(r):
+        run = r._run
+        monkeypatch.setattr(r, "_run", lambda qs, ctx, *a: passes.append(len(ctx)) or run(qs, ctx, *a))
+        return r
+
+    # each sentence its own window (window_chars 30), two windows at most
+    early = counting(TransformersReader(max_windows=2, window_chars=30))
+    assert early.confident_at == early.threshold
+    best = _read(early, question, index)
+    assert best[0].text == "胡柏藩" and best[0].score >= early.threshold
+    assert passes == [1]                                   # the second window was never read
+    passes.clear()
+    every = counting(TransformersReader(max_windows=2, window_chars=30, early_stop=False))
+    assert _read(every, question, index)[0].text == "胡柏藩"
+    assert passes == [2]                                   # both windows, in one pass
+
+
+def test_a_window_that_does_not_answer_is_followed_by_the_next(monkeypatch):
+    from qa.read.neural.reader import TransformersReader
+    r = TransformersReader(max_windows=2, window_chars=30)
+    r.confident_at = 1.0                                    # no span can reach it
+    passes = []
+    run = r._run
+    monkeypatch.setattr(r, "_run", lambda qs, ctx, *a: passes.append(len(ctx)) or run(qs, ctx, *a))
+    _read(r, _question("新和成的董事长是谁?"), _Index(PARAGRAPH))
+    assert passes == [1, 1]

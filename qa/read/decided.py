@@ -48,7 +48,7 @@ class DecidedReader:
                  typed: TypedSpanReader | None = None, decision: AnswerDecision | bool | None = None):
         # the answer decision was fitted on pools read from 4 windows (tools/decision/collect.py);
         # its features (ranks, margins) mean what they meant there only with the same reading
-        self.neural = neural or TransformersReader(model_dir, max_windows=DECISION_WINDOWS)
+        self.neural = neural or TransformersReader(model_dir, max_windows=DECISION_WINDOWS, early_stop=False)
         self.typed = typed or TypedSpanReader()
         self.combined = CombinedReader(neural=self.neural, typed=self.typed)
         if decision is None or decision is True:

@@ -91,6 +91,8 @@ VARIANTS = {
     "torch reader": {"QA_READER_BACKEND": "torch"},  # the same neural reader on torch + transformers
     # the read step as it was before issue 16: 4 windows, int8 weights dequantised at every call
     "before: 4 windows, packed": {"QA_BENCH_READER_WINDOWS": "4", "QA_READER_UNPACK": "0"},
+    # both windows read in one pass, as before session 6's early stop
+    "2 windows read at once": {"QA_BENCH_READER_WINDOWS": "2"},
     # the reader's matmuls in one arithmetic, whatever the CPU (the default picks by its flags)
     "fp32 reader": {"QA_READER_PRECISION": "fp32"},
     "int8 reader": {"QA_READER_PRECISION": "int8"},

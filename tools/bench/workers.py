@@ -60,6 +60,7 @@ def latency(args: dict) -> dict:
     neural = getattr(pipe.reader, "neural", None) or (pipe.reader if hasattr(pipe.reader, "model") else None)
     if neural is not None and os.environ.get("QA_BENCH_READER_WINDOWS"):   # a "before" variant
         neural.max_windows = int(os.environ["QA_BENCH_READER_WINDOWS"])
+        neural.confident_at = None      # and every window read, as before session 6's early stop
     read_flops = [0]
     # the arithmetic the reader's matmuls run in (onnxruntime: fp32 or int8; torch: its own)
     precision = getattr(getattr(neural, "model", None), "precision", "fp32") if neural is not None else ""
