@@ -96,7 +96,7 @@ class CombinedReader:
         Its score is scaled into ``[0, threshold)``, keeping the order among such spans, so a
         span that fits ranks first and, when there is none, "not found" still names it as the
         nearest. Measured on public questions (README, "Years and roles the documents do not
-        give"): near misses of a year were answered 80-95 % of the time, now 5-20 %; of 179
+        give"): near misses of a year were answered 60-95 % of the time, now 0-20 %; of 179
         answerable questions naming a year one right answer had a year conflict, of 393 naming
         a role one had a role conflict."""
         roles = question.kind in ("person", "role")
