@@ -397,3 +397,21 @@ def test_a_window_that_does_not_answer_is_followed_by_the_next(monkeypatch):
     monkeypatch.setattr(r, "_run", lambda qs, ctx, *a: passes.append(len(ctx)) or run(qs, ctx, *a))
     _read(r, _question("新和成的董事长是谁?"), _Index(PARAGRAPH))
     assert passes == [1, 1]
+
+
+# DRCD dev v1.3, paragraph 0000-000 (Wikipedia, CC BY-SA 3.0); its question 「誰認為希臘語、拉丁語與
+# 梵語是出自於同一門可能已經消失的語言？」 once got a span running over two sentences
+SANSKRIT = ("在歐洲，梵語的學術研究，由德國學者陸特和漢斯雷頓開創。後來威廉·瓊斯發現印歐語系，也要歸功於對梵語的研究。此外，梵語研究"
+            "，也對西方文字學及歷史語言學的發展，貢獻不少。1786年2月2日，亞洲協會在加爾各答舉行。會中，威廉·瓊斯發表了下面這段"
+            "著名的言論：「梵語儘管非常古老，構造卻精妙絕倫：比希臘語還完美，比拉丁語還豐富，精緻之處同時勝過此兩者，但在動詞詞根和語"
+            "法形式上，又跟此兩者無比相似，不可能是巧合的結果。這三種語言太相似了，使任何同時稽考三者的語文學家都不得不相信三者同出一"
+            "源，出自一種可能已經消逝的語言。基於相似的原因，儘管缺少同樣有力的證據，我們可以推想哥德語和凱爾特語，雖然混入了迥然不同"
+            "的語彙，也與梵語有著相同的起源；而古波斯語可能也是這一語系的子裔。」")
+
+
+def test_predict_keeps_a_span_inside_one_sentence(reader):
+    from qa.text.chunking import split_sentences
+    sentences = split_sentences(SANSKRIT)
+    for q in ("誰認為希臘語、拉丁語與梵語是出自於同一門可能已經消失的語言？", "亞洲協會在哪裡舉行？", "梵語的學術研究由誰開創？"):
+        (s, e, _, _), = reader.predict(q, [SANSKRIT])
+        assert any(a <= s and e <= b for a, b in sentences), (q, SANSKRIT[s:e])

@@ -50,6 +50,7 @@ from qa.read.neural.backends import (META_FILE, OnnxSpanModel, TorchSpanModel, a
                                      shipped_model_present)
 from qa.read.neural.spans import sigmoid, strip_span, top_spans
 from qa.read.neural.tokenizer import PairTokenizer
+from qa.text.chunking import split_sentences
 from qa.types import Candidate, PassageHit, Question
 
 DEFAULT_THRESHOLD = 0.5
@@ -135,14 +136,20 @@ class TransformersReader:
     def best_spans(self, contexts: list[str], enc, sl, el,
                    max_answer_tokens: int | None = None) -> list[tuple[int, int, float, float]]:
         """``predict``'s decoding of one forward pass (``_run``'s output), with the span cap
-        ``max_answer_tokens`` (default: the reader's own)."""
+        ``max_answer_tokens`` (default: the reader's own). As in ``read``, a span stays inside one
+        sentence (``split_sentences``, the index's splitter): on the first 1,000 questions of each
+        validation set, gold paragraph, EM DRCD 62.9 → 63.3, security news 51.4 → 51.6,
+        DuReader-robust 33.4 → 34.4, CAIL 62.5 → 62.4 (F1 80.4 → 80.5)."""
         cap = max_answer_tokens or self.max_answer_tokens
         best: dict[int, list] = {}
+        sentence_starts = {ci: [a for a, _ in split_sentences(contexts[ci])] for ci in set(enc.sample)}
         for i, ci in enumerate(enc.sample):
             ctx = enc.context_mask(i)
-            spans = top_spans(sl[i], el[i], ctx, cap, 1)
-            null = float(sl[i][0] + el[i][0])
             offs = enc.offsets[i]
+            segments = np.array([bisect.bisect_right(sentence_starts[ci], max(o[0], o[1] - 1)) for o in offs]
+                                + [0] * (len(ctx) - len(offs)))
+            spans = top_spans(sl[i], el[i], ctx, cap, 1, segments)
+            null = float(sl[i][0] + el[i][0])
             cur = best.setdefault(ci, [(-math.inf, 0, 0), math.inf])
             if spans and spans[0][0] > cur[0][0]:
                 sc, s, e = spans[0]
