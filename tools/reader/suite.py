@@ -17,7 +17,8 @@ For each model directory (default: the shipped ``qa/read/neural/model``), and ea
   each of ``--modes``.
 
 ``--max-answer N``: the longest span the neural reader may return, in tokens (default: the
-reader's own). Results are cached in ``--cache`` by model, set, limit and setting, so a second
+reader's own). Results are cached in ``--cache`` by model, set, limit, setting and a fingerprint of
+``qa/``'s code, so a second
 model or a new setting only computes what is new.
 
 These sets are for measuring only: nothing here trains or tunes. ``--limit N`` takes the
@@ -26,6 +27,7 @@ first N questions of each SQuAD-format set (the same questions for every model).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -109,12 +111,21 @@ def drcd_open(neural, modes, limit: int | None) -> dict:
     return out
 
 
+def code_version() -> str:
+    """A fingerprint of the product's code (``qa/``): a cached result computed by other code is
+    not reused."""
+    h = hashlib.sha1()
+    for path in sorted((REPO / "qa").rglob("*.py")):
+        h.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def run_model(model_dir: Path, limit: int | None, open_setting: bool, max_answer: int | None, modes: list[str],
               cache: dict, log, parts: tuple[str, ...] = ("gold", "seeds", "open")) -> dict:
     from qa.read.neural.reader import TransformersReader
     kwargs = {"max_answer_tokens": max_answer} if max_answer else {}
     reader = TransformersReader(model_dir, **kwargs)
-    tag = f"{Path(model_dir).resolve()}|limit={limit}|max_answer={reader.max_answer_tokens}"
+    tag = f"{Path(model_dir).resolve()}|limit={limit}|max_answer={reader.max_answer_tokens}|code={code_version()}"
     result = {"model": str(model_dir), "threshold": reader.threshold, "max_answer": reader.max_answer_tokens}
 
     def cached(key, compute):
