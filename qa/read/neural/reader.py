@@ -63,6 +63,14 @@ def default_reader_kind() -> str:
     return "combined" if available_backends() else "typed"
 
 
+def sentence_of_tokens(offsets, sentence_starts: list[int], length: int) -> np.ndarray:
+    """Which sentence (an index into ``sentence_starts``, character offsets of the window's
+    text) each of ``length`` tokens belongs to, by the token's last character (a piece may
+    take the line break before it); tokens past ``offsets`` (question, padding) get 0."""
+    return np.array([bisect.bisect_right(sentence_starts, max(o[0], o[1] - 1)) for o in offsets]
+                    + [0] * (length - len(offsets)))
+
+
 @dataclass(frozen=True)
 class ReadWindow:
     """Consecutive sentences of one document read together: ``[start, end)`` of the document,
@@ -146,9 +154,7 @@ class TransformersReader:
         for i, ci in enumerate(enc.sample):
             ctx = enc.context_mask(i)
             offs = enc.offsets[i]
-            segments = np.array([bisect.bisect_right(sentence_starts[ci], max(o[0], o[1] - 1)) for o in offs]
-                                + [0] * (len(ctx) - len(offs)))
-            spans = top_spans(sl[i], el[i], ctx, cap, 1, segments)
+            spans = top_spans(sl[i], el[i], ctx, cap, 1, sentence_of_tokens(offs, sentence_starts[ci], len(ctx)))
             null = float(sl[i][0] + el[i][0])
             cur = best.setdefault(ci, [(-math.inf, 0, 0), math.inf])
             if spans and spans[0][0] > cur[0][0]:
@@ -242,11 +248,9 @@ class TransformersReader:
             ctx = enc.context_mask(i)
             null = float(sl[i][0] + el[i][0])
             offs = enc.offsets[i]
-            # the sentence of each token (by its last character: a piece may take the line break
-            # before it): a span never crosses a sentence boundary the index drew
+            # a span never crosses a sentence boundary the index drew
             starts = [index.sentences[x].start - w.start for x in w.sentence_ids]
-            segments = np.array([bisect.bisect_right(starts, max(o[0], o[1] - 1)) for o in offs]
-                                + [0] * (len(ctx) - len(offs)))
+            segments = sentence_of_tokens(offs, starts, len(ctx))
             for sc, s, e in top_spans(sl[i], el[i], ctx, self.max_answer_tokens, self.spans_per_window, segments):
                 ds, de = strip_span(doc_text, w.start + offs[s][0], w.start + offs[e][1])
                 if de <= ds:
