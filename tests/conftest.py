@@ -154,3 +154,14 @@ def tiny_docs() -> dict[str, str]:
 def write_corpus_fixture():
     """``write_corpus(folder, docs=TINY_DOCS) -> folder``: write documents as UTF-8 files."""
     return write_corpus
+
+
+@pytest.fixture(scope="session")
+def pipeline_over(tmp_path_factory):
+    """``pipeline_over({"name.txt": text, ...}) -> Pipeline``: those documents written as files,
+    indexed on their own (no seeds), and a pipeline over them."""
+    def make(docs: dict[str, str]):
+        from qa.pipeline import Pipeline
+        folder = write_corpus(tmp_path_factory.mktemp("docs") / "docs", docs)
+        return Pipeline.load(_build_index([folder], tmp_path_factory.mktemp("index") / "index"))
+    return make

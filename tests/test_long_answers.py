@@ -12,10 +12,8 @@ POLICY = ("关于进一步优化营商环境的若干措施\n\n"
 
 
 @pytest.fixture(scope="module")
-def policy_pipeline(tmp_path_factory, write_corpus, build_index):
-    from qa.pipeline import Pipeline
-    folder = write_corpus(tmp_path_factory.mktemp("policy") / "docs", {"措施.txt": POLICY})
-    return Pipeline.load(build_index([folder], tmp_path_factory.mktemp("policy_index") / "index"))
+def policy_pipeline(pipeline_over):
+    return pipeline_over({"措施.txt": POLICY})
 
 
 def test_the_reader_may_return_a_span_of_several_clauses():

@@ -13,10 +13,8 @@ REPORT = ("赤峰实验室2025年工作报告\n\n"
 
 
 @pytest.fixture(scope="module")
-def report_pipeline(tmp_path_factory, write_corpus, build_index):
-    from qa.pipeline import Pipeline
-    folder = write_corpus(tmp_path_factory.mktemp("report") / "docs", {"报告.txt": REPORT})
-    return Pipeline.load(build_index([folder], tmp_path_factory.mktemp("report_index") / "index"))
+def report_pipeline(pipeline_over):
+    return pipeline_over({"报告.txt": REPORT})
 
 
 def test_a_year_the_sentence_names_matches_and_another_year_conflicts():
