@@ -3,7 +3,7 @@ another role. The answer is "not found" — naming the nearest text — not that
 person; the questions the document does answer keep their answers."""
 import pytest
 
-from qa.read.candidates import role_conflict, year_evidence
+from qa.read.candidates import measure_conflict, role_conflict, year_evidence
 from qa.text.normalize import normalize
 
 REPORT = ("赤峰实验室2025年工作报告\n\n"
@@ -49,3 +49,11 @@ def test_another_year_is_not_found_but_the_nearest_figure_is_named(report_pipeli
 def test_the_asked_role_is_answered_and_another_role_is_not_found(report_pipeline):
     assert report_pipeline.answer("赤峰实验室的董事长是谁").text == "王建华"
     assert report_pipeline.answer("赤峰实验室的总经理是谁").no_answer
+
+
+def test_a_count_of_other_things_is_not_the_answer(report_pipeline):
+    assert measure_conflict("所", "3.7万人") and not measure_conflict("名", "3600人")
+    assert not measure_conflict("个", "3人")              # 个 counts anything
+    assert report_pipeline.answer("赤峰实验室有多少名科研人员").text == "260人"
+    a = report_pipeline.answer("赤峰实验室有多少所学校")
+    assert a.no_answer, a.text

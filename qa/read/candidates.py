@@ -77,6 +77,26 @@ def role_conflict(question_normalized: str, normalized: str, sentence_start: int
     return bool(ROLE_WORD.search(normalized[max(sentence_start, span_start - ROLE_BEFORE):span_start]))
 
 
+
+# measure words that count things, in classes of words used for the same things (人 / 名 / 位);
+# 个 (said of anything) and units of time or money are left out: 几个 vs 3人 or 几天 vs 第6周
+# is not a contradiction
+MEASURE_CLASSES = (frozenset("人名位员"), frozenset("家所座处"), frozenset("项件条"), frozenset("种类款"),
+                   frozenset("栋幢座"), frozenset("次场届轮期批"), frozenset("辆台部架艘"), frozenset("张片"),
+                   frozenset("只头匹"), frozenset("户"), frozenset("篇本部"))
+_MEASURE_WORDS = "".join(sorted(set().union(*MEASURE_CLASSES)))
+_COUNTED = re.compile(rf"[\d零〇一二两三四五六七八九十百千]\s*(?:余|多)?[万亿]?([{_MEASURE_WORDS}])")
+
+
+def measure_conflict(unit: str, span_normalized: str) -> bool:
+    """The question counts one kind of thing (多少**所**学校) and the span counts only another
+    (3.7万**人**): the text gives a different figure. Of 701 answerable public questions asking
+    for a measure word, the rule holds against the gold answer of one (「几项罪名」 → 「一人犯两罪」)."""
+    if not any(unit in c for c in MEASURE_CLASSES):
+        return False
+    counted = _COUNTED.findall(span_normalized)
+    return bool(counted) and not any(unit in c and u in c for u in counted for c in MEASURE_CLASSES)
+
 BYLINE = re.compile(rf"^[{HAN}]{{2,3}}(?:[\s\u00a0\u3000]+[{HAN}]{{2,3}})+$")
 _ORG_SUFFIX = (r"(?:有限公司|股份有限公司|公司|集团|研究院|研究所|中心|基地|产业园|工业园|园区|平台|大学|学院|"
                r"实验室|协会|银行|医院|学校|小镇|新城|开发区|经开区|高新区|项目|工程|委员会|管委会|办公室|"
