@@ -96,8 +96,8 @@ class CombinedReader:
         the question counts one kind of thing and the span another (多少所学校 → 3.7万人).
         Its score is scaled into ``[0, threshold)``, keeping the order among such spans, so a
         span that fits ranks first and, when there is none, "not found" still names it as the
-        nearest. Measured on public questions (README, "Years and roles the documents do not
-        give"): near misses of a year were answered 60-95 % of the time, now 0-20 %; of 179
+        nearest. Measured on public questions (README, "Years, roles and counts the
+        documents do not give"): near misses of a year were answered 60-95 % of the time, now 0-20 %; of 179
         answerable questions naming a year one right answer had a year conflict, of 393 naming
         a role one had a role conflict, of 701 asking for a measure word one had a measure
         conflict."""
