@@ -100,3 +100,14 @@ def test_eval_runs_the_baselines_only_when_asked(tmp_path):
     r = qa("eval", "--json", "--baselines", "--questions", str(questions))
     assert r.returncode == 0, r.stderr
     assert list(json.loads(r.stdout)["overall"]) == ["hybrid", "bm25", "dense"]
+
+
+def test_an_empty_question_in_an_evaluation_set_is_scored_not_fatal(pipeline_over, capsys):
+    from qa.evaluation.run import evaluate
+    pipe = pipeline_over({"港口.txt": "白沙港2023年完成货物吞吐量1.2亿吨，同比增长5%。\n"})
+    questions = [{"id": "blank", "question": "  ", "answers": [{"text": "1.2亿吨"}]},
+                 {"id": "ok", "question": "白沙港2023年货物吞吐量是多少", "answers": [{"text": "1.2亿吨"}]}]
+    summary = evaluate(pipe, questions, "with a blank question")
+    assert [o.predicted_no_answer for o in summary.outcomes] == [True, False]
+    assert summary.metrics()["n"] == 2 and summary.metrics()["em"] == 50.0
+    assert "blank" in capsys.readouterr().err

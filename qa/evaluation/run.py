@@ -18,8 +18,9 @@ from pathlib import Path
 from qa.evaluation import metrics
 from qa.evaluation.report import table, write_report
 from qa.evaluation.squad import read_squad
+from qa.errors import UsageError
 from qa.paths import EVAL_SET
-from qa.types import Document, PassageHit
+from qa.types import Answer, Document, PassageHit
 
 RETRIEVAL_DEPTH = 5
 
@@ -108,8 +109,16 @@ def evaluate(pipeline, questions: list[dict], name: str, passages_for=None, abst
     summary = Summary(name)
     for q in questions:
         passages = (lambda question, q=q: passages_for(q, question)) if passages_for else None
-        reading = pipeline.run(q["question"], RETRIEVAL_DEPTH, abstain=abstain, passages=passages)
-        a, hits = reading.answer, reading.hits
+        try:
+            reading = pipeline.run(q["question"], RETRIEVAL_DEPTH, abstain=abstain, passages=passages)
+        except UsageError as e:
+            # a question no user could ask (empty, over-long) stays in the set, scored as not
+            # answered, instead of ending the whole run
+            print(f"question {q['id']}: {e}; scored as not answered", file=sys.stderr)
+            a, hits = Answer(question=q["question"], text="", score=0.0, no_answer=True,
+                             timings={"total_ms": 0.0}), []
+        else:
+            a, hits = reading.answer, reading.hits
         gold = q.get("answers", [])
         gold_no = bool(q.get("no_answer")) or not gold
         pred = "" if a.no_answer else a.text
