@@ -57,3 +57,13 @@ def test_a_count_of_other_things_is_not_the_answer(report_pipeline):
     assert report_pipeline.answer("赤峰实验室有多少名科研人员").text == "260人"
     a = report_pipeline.answer("赤峰实验室有多少所学校")
     assert a.no_answer, a.text
+
+
+STATION = ("五羊邨站\n\n五羊邨站共有4个出入口和2个站厅。五羊邨站为地下三层车站。\n")
+
+
+def test_the_neural_reader_leads_over_a_typed_number_it_supports_less(pipeline_over):
+    """The neural reader answers 三层 (a count the typed patterns do not know) by its own
+    threshold; the typed 4个 (another thing) is supported only by a weaker neural span."""
+    a = pipeline_over({"五羊邨站.txt": STATION}).answer("五羊邨站共有几层？")
+    assert not a.no_answer and a.text == "三层", a.text

@@ -415,3 +415,10 @@ def test_predict_keeps_a_span_inside_one_sentence(reader):
     for q in ("誰認為希臘語、拉丁語與梵語是出自於同一門可能已經消失的語言？", "亞洲協會在哪裡舉行？", "梵語的學術研究由誰開創？"):
         (s, e, _, _), = reader.predict(q, [SANSKRIT])
         assert any(a <= s and e <= b for a, b in sentences), (q, SANSKRIT[s:e])
+
+
+def test_numbers_lead_with_typed_candidates_and_lists_with_neural_spans(reader):
+    from qa.read.combined import CombinedReader
+    combined = CombinedReader(neural=reader)
+    assert [combined.mode_for(k) for k in ("amount", "count", "percent", "rank")] == ["support"] * 4
+    assert [combined.mode_for(k) for k in ("list", "date", "person", "span")] == ["neural"] * 4
