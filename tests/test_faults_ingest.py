@@ -88,7 +88,8 @@ def test_the_check_never_refuses_real_chinese_text():
                     decode_bytes(data)
                 except InputError as e:
                     assert "not Chinese" not in str(e) and "does not look" not in str(e), (enc, s[:60])
-    assert checked > 40
+    # the seeds alone give ~20 encodable variants; with the public paragraphs, hundreds
+    assert checked > (40 if (DATA / "drcd_dev.json").exists() else 15)
 
 
 @pytest.fixture
