@@ -116,7 +116,9 @@ def analyze_question(question: str) -> Question:
     unit = ""
     m = re.search(f"(?:多少|几)([{HAN}])", norm)
     if m and kind in ("count", "amount"):
-        unit = m.group(1)
+        # 多少人民币 / 多少钱 ask for money, not for people
+        money = norm.startswith(("人民币", "钱"), m.start(1))
+        unit, kind = ("元", "amount") if money else (m.group(1), kind)
     if kind == "amount" and not unit and _MONEY_ATTR.search(norm):
         unit = "元"   # 产值、收入、投资 are sums of money: prefer 亿元 over 家
     return Question(text=question, normalized=norm, kind=kind, script=detect_script(question, simplified),

@@ -32,6 +32,13 @@ def test_measure_word_and_plural():
     assert analyze_question("城乡居民收入分别是多少").plural
 
 
+def test_how_much_money_is_not_how_many_people():
+    for q in ("被告人向李某索要多少人民币?", "这台设备多少钱"):
+        info = analyze_question(q)
+        assert (info.kind, info.unit) == ("amount", "元"), q
+    assert (analyze_question("公司有多少人").unit, analyze_question("游客有多少人次").unit) == ("人", "人")
+
+
 def test_traditional_question_is_analysed_in_simplified_form():
     info = analyze_question("經濟總量是多少")
     assert info.script == "traditional"
