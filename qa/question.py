@@ -35,7 +35,8 @@ _KIND_RULES: list[tuple[str, re.Pattern]] = [
 _QUESTION_WORDS = re.compile(
     r"请问|什么时候|什么时间|什么地方|哪一天|哪个月|是?有?(?:多少|几)[个家项名人位只条件座所次批种类张支户]?|是什么|什么|怎么样|怎样|如何|哪些|哪几|哪[一二两三四五六七八九十几]*[个家位项座所种类条大]|哪位|哪里|哪年|哪一年|"
     r"何时|为什么|是谁|谁|几|吗|呢|吧|呀|啊|了|的|是|有|在|[?？!！,，。.、:：;；\"'“”‘’()（）\s]")
-_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?=年|\D|$)")
+# a year as questions and documents write it (2020, 2020年): the one definition, also for the readers
+YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
 _HAN_RUN = re.compile(f"[{HAN}]+|[0-9a-z]+(?:\\.[0-9]+)?")
 
 
@@ -122,5 +123,5 @@ def analyze_question(question: str) -> Question:
     if kind == "amount" and not unit and _MONEY_ATTR.search(norm):
         unit = "元"   # 产值、收入、投资 are sums of money: prefer 亿元 over 家
     return Question(text=question, normalized=norm, kind=kind, script=detect_script(question, simplified),
-                        terms=terms, bigrams=term_bigrams(terms), years=_YEAR.findall(norm), unit=unit,
+                        terms=terms, bigrams=term_bigrams(terms), years=YEAR.findall(norm), unit=unit,
                         plural=bool(re.search(r"分别|各(是|为|有)|各自", norm)), focus=focus_bigrams(norm))

@@ -3,7 +3,7 @@ another role. The answer is "not found" — naming the nearest text — not that
 person; the questions the document does answer keep their answers."""
 import pytest
 
-from qa.read.candidates import measure_conflict, role_conflict, year_evidence
+from qa.read.candidates import asked_roles, measure_conflict, role_conflict, year_evidence
 from qa.text.normalize import normalize
 
 REPORT = ("赤峰实验室2025年工作报告\n\n"
@@ -30,9 +30,9 @@ def test_a_role_the_text_does_not_name_conflicts_only_before_another_roles_holde
     norm = normalize(REPORT)
     s = norm.index("董事长王建华"); e = norm.index("。", s) + 1
     name = norm.index("王建华")
-    assert role_conflict("实验室的总经理是谁", norm, s, e, name)
-    assert not role_conflict("实验室的董事长是谁", norm, s, e, name)
-    assert not role_conflict("谁表示将继续加大研发投入", norm, s, e, name)
+    assert role_conflict(asked_roles("实验室的总经理是谁"), norm, s, e, name)
+    assert not role_conflict(asked_roles("实验室的董事长是谁"), norm, s, e, name)
+    assert not role_conflict(asked_roles("谁表示将继续加大研发投入"), norm, s, e, name)
 
 
 def test_the_asked_year_is_answered(report_pipeline):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 
+from qa.question import YEAR
 from qa.text.normalize import HAN
 
-# a year as the question and the cited text name it (2020, 2020年); and how far before the cited
-# sentence a year or a role still applies to it (「2020年，全区……。其中新材料产业……」)
-YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
+# how far before the cited sentence a year or a role still applies to it
+# (「2020年，全区……。其中新材料产业……」)
 CONTEXT_BEFORE = 80
 
 
@@ -62,20 +62,23 @@ ROLE_WORD = re.compile(_ROLE)
 ROLE_BEFORE = 12            # characters before a name where its role stands (董事长王建华)
 
 
-def role_conflict(question_normalized: str, normalized: str, sentence_start: int, sentence_end: int,
+def asked_roles(question_normalized: str) -> frozenset[str]:
+    """The roles a question names (总经理 in 「集团的总经理是谁」)."""
+    return frozenset(ROLE_WORD.findall(question_normalized))
+
+
+def role_conflict(asked: frozenset[str], normalized: str, sentence_start: int, sentence_end: int,
                   span_start: int) -> bool:
-    """The question asks for a role (总经理) that its cited sentence (with the ``CONTEXT_BEFORE``
-    characters before it) never names, while another role stands right before the span
-    (「董事长王建华」): the text names the holder of a different role. Of 393 answerable public
-    questions naming a role (CMRC 2018, DRCD, security news, CAIL, DuReader-Checklist, SQuAD2-zh
-    training sets), one right answer looks like this."""
-    asked = set(ROLE_WORD.findall(question_normalized))
+    """The question asks for a role (``asked``: 总经理) that its cited sentence (with the
+    ``CONTEXT_BEFORE`` characters before it) never names, while another role stands right before
+    the span (「董事长王建华」): the text names the holder of a different role. Of 393 answerable
+    public questions naming a role (CMRC 2018, DRCD, security news, CAIL, DuReader-Checklist,
+    SQuAD2-zh training sets), one right answer looks like this."""
     if not asked:
         return False
     if any(r in normalized[max(0, sentence_start - CONTEXT_BEFORE):sentence_end] for r in asked):
         return False
     return bool(ROLE_WORD.search(normalized[max(sentence_start, span_start - ROLE_BEFORE):span_start]))
-
 
 
 # measure words that count things, in classes of words used for the same things (人 / 名 / 位);
@@ -85,17 +88,18 @@ MEASURE_CLASSES = (frozenset("人名位员"), frozenset("家所座处"), frozens
                    frozenset("栋幢座"), frozenset("次场届轮期批"), frozenset("辆台部架艘"), frozenset("张片"),
                    frozenset("只头匹"), frozenset("户"), frozenset("篇本部"))
 _MEASURE_WORDS = "".join(sorted(set().union(*MEASURE_CLASSES)))
-_COUNTED = re.compile(rf"[\d零〇一二两三四五六七八九十百千]\s*(?:余|多)?[万亿]?([{_MEASURE_WORDS}])")
+_COUNTED = re.compile(rf"{_NUM}\s*(?:余|多)?[万亿]?([{_MEASURE_WORDS}])")
 
 
 def measure_conflict(unit: str, span_normalized: str) -> bool:
     """The question counts one kind of thing (多少**所**学校) and the span counts only another
-    (3.7万**人**): the text gives a different figure. Of 701 answerable public questions asking
+    (3.7万**人**): the text gives a different figure. Of 697 answerable public questions asking
     for a measure word, the rule holds against the gold answer of one (「几项罪名」 → 「一人犯两罪」)."""
     if not any(unit in c for c in MEASURE_CLASSES):
         return False
     counted = _COUNTED.findall(span_normalized)
     return bool(counted) and not any(unit in c and u in c for u in counted for c in MEASURE_CLASSES)
+
 
 BYLINE = re.compile(rf"^[{HAN}]{{2,3}}(?:[\s\u00a0\u3000]+[{HAN}]{{2,3}})+$")
 _ORG_SUFFIX = (r"(?:有限公司|股份有限公司|公司|集团|研究院|研究所|中心|基地|产业园|工业园|园区|平台|大学|学院|"

@@ -42,19 +42,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from qa.read.candidates import ACCEPTS, measure_conflict, role_conflict, year_evidence
+from qa.read.candidates import ACCEPTS, asked_roles, measure_conflict, role_conflict, year_evidence
 from qa.read.neural.reader import TransformersReader
 from qa.read.typed_span import TypedSpanReader
 from qa.types import Candidate, PassageHit, Question
 
 NUMERIC = frozenset({"amount", "count", "percent", "rank"})
-# question kinds whose answers the typed patterns know best (numbers with units, ranks, lists):
+# question kinds whose answers the typed patterns know best (numbers with units, ranks):
 # there the typed candidates lead ("support"); for every other kind the neural spans lead
 SUPPORT_KINDS = frozenset({"amount", "count", "percent", "rank"})
 NUMERIC_TYPES = frozenset({"amount", "count", "percent", "rank", "date", "amounts"})
-# a span that contradicts the question's year or role is scaled into [0, threshold): never an answer
+# a span that contradicts the question's year, role or count is scaled into [0, threshold): never an answer
 CONFLICT_SCALE = 0.99
-UNSUPPORTED_BELOW = 0.99   # an unsupported typed candidate stays just below the neural lead (an alternative)
+UNSUPPORTED_BELOW = 0.99   # a less supported typed candidate stays just below the neural lead (an alternative)
 MAX_EXTENSION = 12          # characters a typed candidate may add to a neural span (mode "neural")
 
 
@@ -105,12 +105,12 @@ class CombinedReader:
         the question counts one kind of thing and the span another (多少所学校 → 3.7万人).
         Its score is scaled into ``[0, threshold)``, keeping the order among such spans, so a
         span that fits ranks first and, when there is none, "not found" still names it as the
-        nearest. Measured on public questions (README, "Years, roles and counts the
-        documents do not give"): near misses of a year were answered 60-95 % of the time, now 0-20 %; of 179
-        answerable questions naming a year one right answer had a year conflict, of 393 naming
-        a role one had a role conflict, of 701 asking for a measure word one had a measure
-        conflict."""
-        roles = question.kind in ("person", "role")
+        nearest. Measured on public questions (README, "Years, roles and counts the documents
+        do not give"): near misses of a year were answered 60-95 % of the time, now 0-20 %; of
+        179 answerable questions naming a year one right answer had a year conflict, of 393
+        naming a role one had a role conflict, of 697 asking for a measure word one had a
+        measure conflict."""
+        roles = asked_roles(question.normalized) if question.kind in ("person", "role") else frozenset()
         if not question.years and not roles and not question.unit:
             return out
         checked = []
@@ -118,8 +118,7 @@ class CombinedReader:
             norm = index.normalized[c.doc_id]
             _, conflict = year_evidence(question.years, norm, c.sentence_start, c.sentence_end)
             why = "year_conflict" if conflict else None
-            if why is None and roles and role_conflict(question.normalized, norm, c.sentence_start,
-                                                       c.sentence_end, c.start):
+            if why is None and role_conflict(roles, norm, c.sentence_start, c.sentence_end, c.start):
                 why = "role_conflict"
             if why is None and question.unit and measure_conflict(question.unit, norm[c.start:c.end]):
                 why = "measure_conflict"
