@@ -169,3 +169,34 @@ def test_the_reader_suite_prints_one_row_per_set_and_measure_and_a_column_per_mo
     assert "| drcd_dev (gold paragraph, 10 q) EM | 50.0 | 55.5 |" in lines
     assert "| cail2019_dev (gold paragraph, 10 q) no-answer F1 |  | 70.0 |" in lines
     assert "| seeds, neural alone, answerable em | 26.9 |  |" in lines
+
+
+def _can_fault_cpuid() -> bool:
+    import shutil
+    try:
+        return "cpuid_fault" in open("/proc/cpuinfo", encoding="utf-8", errors="replace").read() \
+            and bool(shutil.which("cc") or shutil.which("gcc"))
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _can_fault_cpuid(), reason="needs Linux's cpuid_fault and a C compiler")
+def test_the_avx2_view_hides_avx512_from_cpuid_and_cpuinfo(tmp_path):
+    """An AVX-512 machine can show the AVX2 machine's code paths: numpy (which asks CPUID) and
+    qa's flag check (which reads /proc/cpuinfo) both see AVX2 and FMA, nothing wider."""
+    import json
+    import subprocess
+    import sys
+
+    from tools.bench import avx2_view
+    env = avx2_view.view_env(avx2_view.build(tmp_path))
+    probe = ("import json, numpy\n"
+             "from embeddings.onnx_encoder import cpu_flags\n"
+             "feats = getattr(getattr(numpy, '_core', numpy), '_multiarray_umath').__cpu_features__\n"
+             "print(json.dumps([sorted(f for f in cpu_flags() if f.startswith(('avx', 'amx'))),"
+             " sorted(k for k, v in feats.items() if v and k.startswith('AVX'))]))\n")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    flags, numpy_sees = json.loads(out.stdout)
+    assert "avx2" in flags and not [f for f in flags if f.startswith(("avx512", "amx"))]
+    assert "AVX2" in numpy_sees and not [f for f in numpy_sees if f.startswith("AVX512")]

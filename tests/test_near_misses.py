@@ -1,9 +1,11 @@
-"""Near-miss questions: the document gives a figure for another year, or names the holder of
-another role. The answer is "not found" — naming the nearest text — not that other figure or
+"""Near-miss questions: the document gives a figure for another year, a place it does not
+cover, a figure that measures something else, or names the holder of another role. The answer is "not found" — naming the nearest text — not that other figure or
 person; the questions the document does answer keep their answers."""
 import pytest
 
-from qa.read.candidates import asked_roles, measure_conflict, role_conflict, year_evidence
+from qa.question import head_dimension, make_question, named_places
+from qa.read.candidates import (asked_roles, dimension_conflict, measure_conflict, place_absent, role_conflict,
+                                 year_evidence)
 from qa.text.normalize import normalize
 
 REPORT = ("赤峰实验室2025年工作报告\n\n"
@@ -67,3 +69,43 @@ def test_the_neural_reader_leads_over_a_typed_number_it_supports_less(pipeline_o
     threshold; the typed 4个 (another thing) is supported only by a weaker neural span."""
     a = pipeline_over({"五羊邨站.txt": STATION}).answer("五羊邨站共有几层？")
     assert not a.no_answer and a.text == "三层", a.text
+
+
+def test_the_head_noun_says_what_the_figure_measures():
+    assert head_dimension("上虞区2020年的常住人口是多少") == "people"
+    assert head_dimension("新材料产业产值是多少") == "money"
+    assert head_dimension("新建厂房的建筑面积是多少") == "area"
+    assert head_dimension("研发人员占员工总数的比例是多少") == ""        # a share, not a head noun
+
+
+def test_a_figure_of_another_dimension_conflicts():
+    assert dimension_conflict("people", "64亿元左右")          # asked how many live there, told a sum
+    assert dimension_conflict("money", "3.7万人")
+    assert dimension_conflict("money", "12%")                  # a tax is not a percentage share
+    assert not dimension_conflict("money", "12%", "percent")  # 「占国内生产总值的多少」 asks for a share
+    assert not dimension_conflict("people", "3.7万人")
+    assert not dimension_conflict("people", "3.7万")           # no unit: nothing to contradict
+    assert not dimension_conflict("area", "8.6万平方米")
+
+
+def test_places_the_question_names():
+    assert named_places("宁海县2020年的海鲜产值是多少") == ["宁海"]
+    assert named_places("浙江省宁波市宁海县的人口有多少") == ["浙江", "宁波", "宁海"]
+    assert named_places("哪个城市的面积最大") == []                    # 城市 is a word, not a place
+    assert named_places("全市有多少家企业") == []
+    assert named_places("该镇距离县城多远") == []
+    assert place_absent(["宁海"], normalize(REPORT.replace("赤峰", "上虞")))
+    assert not place_absent(["赤峰"], normalize(REPORT))
+
+
+def test_a_place_the_document_does_not_name_is_not_found(report_pipeline):
+    assert make_question("宁海县实验室2025年获得多少项专利").places == ["宁海"]
+    a = report_pipeline.answer("宁海县实验室2025年获得多少项专利")
+    assert a.no_answer and "43项" in [alt.text for alt in a.alternatives]
+    assert report_pipeline.answer("赤峰市实验室2025年获得多少项专利").text == "43项"
+
+
+def test_a_sum_of_money_does_not_answer_how_many_people(report_pipeline):
+    assert report_pipeline.answer("赤峰实验室的研发投入是多少").text == "1.8亿元"
+    a = report_pipeline.answer("赤峰实验室的常住人口是多少")
+    assert a.no_answer, a.text
