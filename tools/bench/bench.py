@@ -75,8 +75,16 @@ SECTIONS = ("latency", "cold", "build", "reindex", "drcd", "scaling")
 # e5-small's shape
 LAYERS, HIDDEN, FFN, MAX_TOKENS = 12, 384, 1536, 512
 
+def _has_avx512() -> bool:
+    try:
+        return " avx512f" in open("/proc/cpuinfo", encoding="utf-8", errors="replace").read()
+    except OSError:
+        return False
+
+
 TARGETS = {
-    "warm_p50_ms": 50.0,
+    # issue 16: p50 ≤ 50 ms where AVX-512 exists, ≤ 100 ms on an AVX2-only CPU (or tools.bench.avx2_view)
+    "warm_p50_ms": 50.0 if _has_avx512() else 100.0,
     "warm_p95_ms": 150.0,
     "cold_ask_s": 1.0,
     "ask_rss_mb": 300.0,
