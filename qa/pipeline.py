@@ -107,9 +107,11 @@ class Pipeline:
 
     def thresholds(self, min_confidence: float | None = None) -> tuple[float, float]:
         """``(answer, probable)``: the best candidate's score at or above the first is an answer,
-        at or above the second 「可能是…」, below it "not found". ``min_confidence`` replaces the
-        first; the second is the reader's (its answer threshold for readers without one)."""
-        answer_at = self.reader.threshold if min_confidence is None else float(min_confidence)
+        at or above the second 「可能是…」, below it "not found". The first is the reader's
+        ``answer_threshold`` (else its ``threshold``), and ``min_confidence`` replaces it; the second
+        is the reader's ``probable_threshold`` (its answer threshold for readers without one)."""
+        default = getattr(self.reader, "answer_threshold", self.reader.threshold)
+        answer_at = default if min_confidence is None else float(min_confidence)
         probable_at = getattr(self.reader, "probable_threshold", answer_at)
         return answer_at, min(probable_at, answer_at)
 

@@ -75,7 +75,8 @@ def test_top_k_out_of_range_is_a_usage_error():
 def test_answer_prints_as_one_readable_line():
     from qa import answer
     a = answer("新材料产业产值是多少")
-    assert str(a) == f"604.5亿元  ({a.score:.2f})  《{a.citations[0].title}》 {a.citations[0].doc_id} [608, 615)"
+    hedge = "可能是：" if a.state == "probable" else ""       # 0.62: below the calibrated answer cut
+    assert str(a) == f"{hedge}604.5亿元  ({a.score:.2f})  《{a.citations[0].title}》 {a.citations[0].doc_id} [608, 615)"
     assert a.script == "simplified"
     assert str(answer("火星上有多少个湖泊?")) == "文档中没有找到这个问题的答案。"
 

@@ -117,7 +117,9 @@ def test_the_page_examples_are_questions_the_seeds_answer(seeds):
     from ui.app import EXAMPLES
     for q in EXAMPLES:
         a = seeds.answer(q)
-        assert a.state == "answer", (q, a.text, a.score)
+        # answered; 「可能是…」 where the calibrated cut says the score is not yet sure
+        # (新材料产业产值是多少 → 604.5亿元 at 0.62, below the 0.73 answer threshold)
+        assert a.state in ("answer", "probable") and not a.no_answer, (q, a.text, a.score)
         assert a.citations and a.citations[0].quote
 
 
@@ -130,9 +132,9 @@ def test_a_question_the_seeds_do_not_answer_is_not_found_but_names_the_nearest(s
 def test_min_confidence_makes_the_same_answer_stricter(seeds):
     from qa.api import answer
     from qa.errors import UsageError
-    sure = answer("新材料产业产值是多少")
+    sure = answer("經開區2019年經濟總量是多少")
     assert sure.state == "answer"
-    strict = answer("新材料产业产值是多少", min_confidence=1.0)
+    strict = answer("經開區2019年經濟總量是多少", min_confidence=1.0)
     assert strict.state != "answer" or strict.score >= 1.0
     for bad in (-0.1, 1.5, "high", True):
         with pytest.raises(UsageError):
@@ -157,3 +159,21 @@ def test_every_state_is_in_the_json(seeds):
     assert d["state"] in ("answer", "probable", "not_found")
     from qa.types import Answer
     assert Answer.from_dict(d).state == a.state
+
+
+def test_the_default_reader_has_three_states_from_its_calibrated_cut(seeds, tmp_path):
+    """The combined reader abstains below its threshold, says 「可能是…」 from there to the
+    answer threshold chosen on public questions (tools.decision.states), and answers above."""
+    from qa.read.combined import STATES_FILE, load_answer_threshold
+    reader = seeds.reader
+    assert reader.probable_threshold == reader.threshold <= reader.answer_threshold <= 1.0
+    assert seeds.thresholds() == (reader.answer_threshold, reader.threshold)
+    from tools.decision.sets import CHECK_SETS
+    card = json.loads(STATES_FILE.read_text(encoding="utf-8"))
+    assert card["answer_threshold"] == round(reader.answer_threshold, 2) and "P(right)" in card["rule"]
+    assert set(card["fitted_on"]).isdisjoint(CHECK_SETS) and "seed" not in json.dumps(card["fitted_on"])
+    damaged = tmp_path / "combined-states.json"
+    damaged.write_text("{not json", encoding="utf-8")
+    assert load_answer_threshold(0.37, damaged) == 0.37          # two states, never a crash
+    damaged.write_text('{"answer_threshold": 0.1}', encoding="utf-8")
+    assert load_answer_threshold(0.37, damaged) == 0.37          # never below the abstain cut

@@ -457,3 +457,16 @@ def test_each_collection_keeps_its_own_conversation(tmp_path):
     assert storage_key(None) == "qa-chat:v1:default"
     a, b = storage_key(tmp_path / "a" / "idx"), storage_key(tmp_path / "b" / "idx")
     assert a != b and a.startswith("qa-chat:v1:idx-")
+
+
+def test_a_probable_answer_looks_less_certain_than_an_answer(doc, answer):
+    """Between the abstain and the answer threshold: 「可能是…」, a note to check the source, and a
+    mid-level score, never the plain 「答案」 badge; the citation is still there."""
+    from dataclasses import replace
+    sure = parse(render.render_answer(answer, {doc.doc_id: doc}))
+    out = render.render_answer(replace(answer, score=0.45, state="probable"), {doc.doc_id: doc})
+    t = parse(out)
+    assert 'data-state="probable"' in out and "qa-answer--probable" in out
+    assert t.texts["qa-badge"] == ["可能是…"] and t.texts["qa-badge"] != sure.texts["qa-badge"]
+    assert t.texts["qa-probable-note"] == ["把握不大，请核对下面的出处。"]
+    assert t.texts["qa-answer-text"] == ["604.5亿元"] and "qa-sources" in t.texts

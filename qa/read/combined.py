@@ -40,7 +40,9 @@ The abstain threshold is the typed reader's; all scores (and the threshold) are 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 from qa.read.candidates import (ACCEPTS, asked_roles, dimension_conflict, measure_conflict, place_absent,
                                 role_conflict, year_evidence)
@@ -57,6 +59,18 @@ NUMERIC_TYPES = frozenset({"amount", "count", "percent", "rank", "date", "amount
 CONFLICT_SCALE = 0.99
 UNSUPPORTED_BELOW = 0.99   # a less supported typed candidate stays just below the neural lead (an alternative)
 MAX_EXTENSION = 12          # characters a typed candidate may add to a neural span (mode "neural")
+# the "answer" cut above the abstain threshold (tools.decision.states): between the two, 「可能是…」
+STATES_FILE = Path(__file__).with_name("combined-states.json")
+
+
+def load_answer_threshold(abstain_at: float, path: Path = STATES_FILE) -> float:
+    """The calibrated "answer" threshold (at least ``abstain_at``); ``abstain_at`` itself — two
+    states only — when the file is missing or unreadable."""
+    try:
+        value = float(json.loads(path.read_text(encoding="utf-8"))["answer_threshold"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return abstain_at
+    return min(max(value, abstain_at), 1.0)
 
 
 def _inside(t: Candidate, c: Candidate) -> bool:
@@ -83,7 +97,10 @@ class CombinedReader:
         # raw scores go up to 1 + support_weight; dividing by that keeps them in [0, 1]
         # without clipping (clipping at 1 would tie the best candidates)
         self._norm = 1.0 + support_weight
-        self.threshold = self.typed.threshold / self._norm
+        # below ``threshold`` the reader abstains ("not found"); from there to ``answer_threshold``
+        # its best span is shown as 「可能是…」 (``probable_threshold``), above it as the answer
+        self.threshold = self.probable_threshold = self.typed.threshold / self._norm
+        self.answer_threshold = load_answer_threshold(self.threshold)
 
     def read(self, question: Question, hits: list[PassageHit], index) -> list[Candidate]:
         return self.combine(question, self.neural.read(question, hits, index),
