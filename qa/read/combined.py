@@ -37,6 +37,11 @@ better mode by pooled EM; ``agreement_bonus`` 0.2 is the middle of the flat rang
 ``mode="support"`` or ``"neural"`` forces one mode for every question.
 The abstain threshold is the typed reader's; all scores (and the threshold) are divided by
 ``1 + support_weight`` so that they stay in [0, 1] without ties at 1.
+
+Three states (``Pipeline.thresholds``): below ``threshold`` (= ``probable_threshold``) "not found";
+from there to ``answer_threshold`` 「可能是…」; above it the answer. ``answer_threshold`` (0.73,
+``combined-states.json``) is where P(right) reaches 0.5 on public questions
+(``python -m tools.decision.states``); without that file there are two states.
 """
 from __future__ import annotations
 
