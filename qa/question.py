@@ -68,13 +68,19 @@ _WH = re.compile(r"多少|几|什么时候|什么时间|何时|哪|谁|什么|�
 _FOCUS_TRIM = re.compile(r"(?:是|为|有|达到|达|约|共|一共|总共|大约|的|了|在|要|将|预计|能|可以|会|都|分别|各自|各)+$")
 
 
+def _before_wh(normalized: str):
+    """``(wh-word match, the text before it without copulas and particles)``, or ``(None, "")``:
+    where the question's head noun stands (「新材料产业产值」 of 「新材料产业产值是多少」)."""
+    m = _WH.search(normalized)
+    return (m, _FOCUS_TRIM.sub("", normalized[:m.start()])) if m else (None, "")
+
+
 def focus_bigrams(normalized: str) -> list[str]:
     """The bigram just before the question word (its head noun):
     in 「新材料产业产值是多少」 the asked-for attribute is 「产值」."""
-    m = _WH.search(normalized)
+    m, head = _before_wh(normalized)
     if not m:
         return []
-    head = _FOCUS_TRIM.sub("", normalized[:m.start()])
     run = re.search(f"[{HAN}]{{2}}$|[0-9a-z]+$", head)
     if not run:
         # the wh-word opens the question (「谁是…」): take what follows it
@@ -104,10 +110,7 @@ _HEAD_DIMENSION = {word: dim for dim, words in HEAD_DIMENSIONS.items() for word 
 
 def head_dimension(normalized: str) -> str:
     """What the question's head noun measures ("" when it is none of ``HEAD_DIMENSIONS``)."""
-    m = _WH.search(normalized)
-    if not m:
-        return ""
-    head = _FOCUS_TRIM.sub("", normalized[:m.start()])
+    _, head = _before_wh(normalized)
     return _HEAD_DIMENSION.get(head[-3:]) or _HEAD_DIMENSION.get(head[-2:]) or ""
 
 
@@ -122,9 +125,9 @@ _NOT_SUFFIX = frozenset("县城 市场 区域 区间 区别 区分 镇定 镇压
 _BEFORE_PLACE = frozenset("省市县区镇乡村港州国年月日的在和与及或从到于对是")
 _NOT_PLACE_CHARS = frozenset("个些哪什么几一这那每各该本全此其的在和与及或了是为有到从向于对把被将给等多少")
 _ORDINARY = frozenset(
-    "城市 都市 超市 股市 楼市 上市 夜市 集市 菜市 门市 车市 开市 闹市 街市 熊市 牛市 股市 黑市 早市 "
+    "城市 都市 超市 股市 楼市 上市 夜市 集市 菜市 门市 车市 开市 闹市 街市 熊市 牛市 黑市 早市 "
     "地区 社区 小区 景区 园区 城区 市区 辖区 山区 灾区 牧区 街区 特区 新区 发区 护区 治区 校区 郊区 林区 矿区 军区 "
-    "战区 选区 营区 分区 政区 东区 西区 南区 北区 中区 大区 场区 住区 疫区 片区 老区 城区 湾区 试区 验区 范区 "
+    "战区 选区 营区 分区 政区 东区 西区 南区 北区 中区 大区 场区 住区 疫区 片区 老区 湾区 试区 验区 范区 "
     "开区 税区 贸区 业区 游区 务区 览区 "
     "郡县 州县 撤县 设县 属县 "
     "城镇 乡镇 小镇 重镇 古镇 集镇 村镇 名镇 强镇 "
