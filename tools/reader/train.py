@@ -227,15 +227,22 @@ def checkpoint_to_dir(ckpt: Path, out: Path, base: Path | None = None) -> Path:
     return save_model_dir(model, base, out)
 
 
-def save_model_dir(model, base, out: Path) -> Path:
-    """Write ``model`` and ``base``'s tokenizer files to ``out`` (beside it first, then swapped in)."""
+def save_model_dir(model, base, out: Path, cjk_chars: bool = False) -> Path:
+    """Write ``model`` and ``base``'s tokenizer files to ``out`` (beside it first, then swapped in);
+    ``cjk_chars``: its ``tokenizer.json`` gets ``CJK_CHAR_SPLIT``."""
     import shutil
+
+    from tools.reader.export import with_cjk_char_split
     tmp = out.parent / (out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     model.save_pretrained(tmp)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(Path(base) / name, tmp / name)
+    if cjk_chars:
+        tok_json = json.loads((tmp / "tokenizer.json").read_text(encoding="utf-8"))
+        (tmp / "tokenizer.json").write_text(json.dumps(with_cjk_char_split(tok_json), ensure_ascii=False),
+                                            encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
@@ -295,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--data-v2", action="store_true",
                    help="train on the v2 sets (TRAIN_FILES_V2, with their repeat factors)")
+    p.add_argument("--cjk-chars", action="store_true",
+                   help="cut Han text into single-character pieces (export.CJK_CHAR_SPLIT): answer edges can "
+                        "fall between any two characters; the model's tokenizer.json carries the split")
     p.add_argument("--init", type=Path, default=None,
                    help="warm start: an exported reader dir (e.g. qa/read/neural/model); its layers, position "
                         "embeddings and span head are loaded, word embeddings stay the full base vocabulary")
@@ -317,12 +327,13 @@ def main(argv: list[str] | None = None) -> int:
         base = build_model_dir()
     else:
         base = args.base
-    tok = load_tokenizer(base)
+    tok = load_tokenizer(base, args.cjk_chars)
 
     # ---- features (cached)
     files = TRAIN_FILES_V2 if args.data_v2 else None
     fkey = hashlib.sha1(json.dumps([args.max_len, args.stride, args.max_impossible, args.max_squad_answerable,
                                    args.neg_keep, args.seed, str(args.data.resolve())]
+                                   + (["cjk-chars"] if args.cjk_chars else [])
                                    + ([files] if files else [])).encode()).hexdigest()[:12]
     # (--epochs is left out: a run may be resumed with a longer or shorter step cap)
     key = hashlib.sha1(json.dumps([fkey, args.batch, args.lr, args.minutes,
@@ -445,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"F1 {r['f1_forced']:.1f}) [{time.time() - t0:.0f} s]")
             t_last = time.time()
 
-    final = save_model_dir(model, base, out / "final")
+    final = save_model_dir(model, base, out / "final", args.cjk_chars)
     log(f"saved {final}; wall time this run {time.time() - t_start:.0f} s")
     return 0
 
