@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"model {m} (max answer {max_answer or 'default'})")
             try:
                 results.append(run_model(m, args.limit, not args.no_open, max_answer, modes, cache, log,
-                                         tuple(args.parts.split(",")), tuple(args.whole.split(","))))
+                                         tuple(args.parts.split(",")), tuple(n for n in args.whole.split(",") if n)))
             finally:
                 args.cache.write_text(json.dumps(cache, ensure_ascii=False, indent=1), encoding="utf-8")
     if args.json:
