@@ -334,6 +334,42 @@ def test_training_writes_a_model_directory_that_loads_and_can_be_rewritten(tmp_p
     assert again.config.num_hidden_layers == 1
 
 
+def test_the_torch_model_reads_its_weights_back_from_the_onnx_file_alone(tmp_path):
+    """The export ships one copy of the weights, ``model.onnx``: read back (anonymous matrices
+    named by the bias added to their product) they are exactly the quantised weights it was
+    traced from, and ``load_model`` builds the same network without ``model.safetensors``."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("onnx")
+    from safetensors.torch import load_file, save_file
+    from qa.read.neural.backends import META_FILE, dequantize_state, load_model, state_from_onnx
+    from tools.reader.export import quantize_state, write_onnx
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=128, max_position_embeddings=80)
+    model = transformers.BertForQuestionAnswering(config)
+    with torch.no_grad():                 # trained-looking values: no two biases alike (the exporter
+        for p in model.parameters():      # would share one all-zero initializer between them)
+            p.add_(torch.randn_like(p) * 0.05)
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("position_ids")}
+    d = tmp_path / "reader"
+    d.mkdir()
+    save_file(quantize_state(state), str(d / "model.safetensors"))
+    config.save_pretrained(str(d))
+    (d / META_FILE).write_text("{}", encoding="utf-8")
+    write_onnx(d)
+    want = dequantize_state(load_file(str(d / "model.safetensors")))
+    got = state_from_onnx(d / "model.onnx")
+    assert set(got) == set(want)
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    (d / "model.safetensors").unlink()
+    again = load_model(d)
+    ids = torch.tensor([[5, 17, 33, 2, 9, 40]])
+    with torch.inference_mode():
+        a, b = model.eval()(input_ids=ids), again(input_ids=ids)
+    assert torch.allclose(a.start_logits, b.start_logits, atol=0.05)
+
+
 def test_no_cjk_character_the_full_vocabulary_knows_is_lost_by_pruning(reader):
     """Every Han character of the seeds tokenises without <unk>; for the public data sets (when
     ../shared/data is there), every character the pruned vocabulary maps to <unk> is one that

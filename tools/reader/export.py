@@ -12,14 +12,17 @@
    text seen during pruning is tokenised exactly as before; other text falls
    back to shorter pieces. ``tokenizer.json`` is rebuilt with the pruned vocab
    and the embedding rows are remapped.
-2. Store the weights compactly in ``model.safetensors`` (no pickle): 2-D
-   weights (Linear layers, embeddings) as int8 with one fp32 scale per row
-   (``NAME.q8`` + ``NAME.scale``), the rest (biases, LayerNorm) as fp16.
-3. ``model.onnx``: the same network for onnxruntime (the default backend at run
+2. Quantise the weights: 2-D weights (Linear layers, embeddings) to int8 with
+   one fp32 scale per row, the rest (biases, LayerNorm) to fp16 (a transient
+   ``model.safetensors``, ``NAME.q8`` + ``NAME.scale``).
+3. ``model.onnx``: the network for onnxruntime (the default backend at run
    time: no torch import, ~0.3 s to load). Traced from the int8 model with
    torch's ONNX exporter; every weight matrix is stored as the same int8 values
    and per-row scales followed by ``DequantizeLinear``, so the file stays small
-   and computes what the torch model computes (fp32).
+   and computes what the torch model computes (fp32). It is the one copy of the
+   weights that ships: the torch backend and ``--init`` read them back from it
+   (``qa.read.neural.backends.state_from_onnx``), and the safetensors copy is
+   removed (``--keep-safetensors`` keeps it).
 4. ``qa-reader.json`` records the format, the source and the vocabulary map.
 
 ``python -m tools.reader.export --onnx DIR`` writes ``model.onnx`` for an already
@@ -279,7 +282,7 @@ def write_onnx(model_dir: str | Path) -> Path:
 
 # --------------------------------------------------------------------------- export
 def export(src: Path, out: Path, data_dir: Path, extra_meta: dict | None = None,
-           tok_base: Path | None = None) -> dict:
+           tok_base: Path | None = None, keep_safetensors: bool = False) -> dict:
     import torch
     from safetensors.torch import save_file
     from transformers import AutoModelForQuestionAnswering
@@ -326,6 +329,8 @@ def export(src: Path, out: Path, data_dir: Path, extra_meta: dict | None = None,
     meta.update(extra_meta or {})
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
     write_onnx(tmp)
+    if not keep_safetensors:
+        (tmp / "model.safetensors").unlink()
     for f in tmp.iterdir():
         f.chmod(0o644)
     if out.exists():
@@ -344,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=SHIPPED_DIR)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--meta", default="{}", help="extra JSON merged into qa-reader.json")
+    p.add_argument("--keep-safetensors", action="store_true",
+                   help="also keep the int8 weights as model.safetensors (a second copy; model.onnx has them)")
     args = p.parse_args(argv)
     if args.onnx:
         t0 = time.time()
@@ -352,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.src:
         p.error("--src (or --onnx DIR) is required")
-    meta = export(args.src, args.out, args.data, json.loads(args.meta))
+    meta = export(args.src, args.out, args.data, json.loads(args.meta), keep_safetensors=args.keep_safetensors)
     print(json.dumps(meta, indent=2, ensure_ascii=False))
     return 0
 

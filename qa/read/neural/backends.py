@@ -5,8 +5,9 @@ Each is a callable ``(input_ids, attention_mask) -> (start_logits, end_logits)``
 On onnxruntime the matrix products run in fp32 or int8 (``QA_READER_PRECISION``, see
 ``pick_precision``); both graphs are derived once from the shipped ``model.onnx`` and cached
 under ``$QA_HOME/models/``.
-``load_model(dir)`` reads the exported int8 format (``qa-reader.json``) or a plain
-transformers directory into a ``BertForQuestionAnswering`` for the torch backend.
+``load_model(dir)`` reads the exported int8 format (``qa-reader.json``: its weights from
+``model.onnx``, the one copy shipped, or from an older export's ``model.safetensors``) or a plain
+transformers directory into a ``BertForQuestionAnswering`` for the torch backend and training.
 """
 from __future__ import annotations
 
@@ -40,8 +41,9 @@ def available_backends(model_dir: str | Path = "") -> list[str]:
     out = []
     if (d / ONNX_FILE).exists() and _have("onnxruntime"):
         out.append("onnx")
-    if (d / "config.json").exists() and (d / "model.safetensors").exists() \
-            and _have("torch", "transformers", "safetensors"):
+    if (d / "config.json").exists() and _have("torch", "transformers") and (
+            ((d / "model.safetensors").exists() and _have("safetensors"))
+            or ((d / ONNX_FILE).exists() and _have("onnx"))):
         out.append("torch")
     return out
 
@@ -317,18 +319,63 @@ def dequantize_state(tensors: dict) -> dict:
     return out
 
 
+def state_from_onnx(path: Path) -> dict:
+    """The torch state dict that ``model.onnx`` computes with, read back from the graph.
+
+    Named initializers (biases, LayerNorm, embedding tables) keep their parameter names under the
+    tracing wrapper's ``m.`` prefix; a weight matrix is anonymous (``onnx::MatMul_N``, stored
+    ``[in, out]`` as int8 + per-column scales) and takes its name from the bias added to its
+    product (``….bias`` → ``….weight``, transposed). The values are the int8 values and scales
+    the export wrote, so the state equals the exported one's."""
+    import onnx
+    from onnx import numpy_helper
+    import torch
+    graph = onnx.load(str(path)).graph
+    raw = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    values: dict[str, np.ndarray] = {}
+    for n in graph.node:                     # DequantizeLinear(q8, scale) -> the weight's own name
+        if n.op_type == "DequantizeLinear" and n.input[0] in raw:
+            q, scale = raw[n.input[0]].astype(np.float32), raw[n.input[1]]
+            axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+            values[n.output[0]] = q * (scale[None, :] if axis == 1 else scale[:, None])
+    values.update({k: v for k, v in raw.items() if not k.endswith(("_q8", "_scale"))})
+    produced_by = {o: n for n in graph.node for o in n.output}
+    state = {}
+    for n in graph.node:
+        if n.op_type != "Add":
+            continue
+        bias = next((x for x in n.input if x.startswith("m.") and x.endswith(".bias")), None)
+        other = next((x for x in n.input if x != bias), None)
+        mm = produced_by.get(other)
+        if bias is None or mm is None or mm.op_type != "MatMul":
+            continue
+        weight = next((x for x in mm.input if x in values and values[x].ndim == 2), None)
+        if weight is not None:
+            state[bias[2:-5] + ".weight"] = np.ascontiguousarray(values[weight].T)
+    for k, v in values.items():
+        if k.startswith("m."):
+            state[k[2:]] = v
+    return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in state.items()}
+
+
 def load_model(model_dir: str | Path):
-    """A ``BertForQuestionAnswering`` from an exported (int8) or a plain transformers directory."""
+    """A ``BertForQuestionAnswering`` from an exported (int8) or a plain transformers directory.
+
+    An exported directory's weights are read from ``model.safetensors`` where it is there, else
+    from ``model.onnx`` (the shipped form: one copy of the weights, see ``state_from_onnx``)."""
     from transformers import BertConfig, BertForQuestionAnswering
     d = Path(model_dir)
     if not (d / META_FILE).exists():
         from transformers import AutoModelForQuestionAnswering
         return AutoModelForQuestionAnswering.from_pretrained(str(d), local_files_only=True)
-    from safetensors.torch import load_file
     config = BertConfig.from_json_file(str(d / "config.json"))
     model = BertForQuestionAnswering(config, add_pooling_layer=False) \
         if "add_pooling_layer" in BertForQuestionAnswering.__init__.__code__.co_varnames else BertForQuestionAnswering(config)
-    state = dequantize_state(load_file(str(d / "model.safetensors")))
+    if (d / "model.safetensors").exists():
+        from safetensors.torch import load_file
+        state = dequantize_state(load_file(str(d / "model.safetensors")))
+    else:
+        state = state_from_onnx(d / ONNX_FILE)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("bert.pooler.") and not k.endswith("_ids")]
     if missing or unexpected:

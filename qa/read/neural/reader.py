@@ -98,8 +98,8 @@ class TransformersReader:
                  precision: str | None = None, early_stop: bool = True):
         d = Path(model_dir) if model_dir else READER_MODEL_DIR
         if not shipped_model_present(d):
-            raise ModelError(f"no reader model in {d} (expected tokenizer.json and model.onnx or "
-                             "config.json + model.safetensors)")
+            raise ModelError(f"no reader model in {d} (expected tokenizer.json and model.onnx, or "
+                             "config.json and model.safetensors)")
         self.model_dir = d
         try:
             self.meta = json.loads((d / META_FILE).read_text(encoding="utf-8")) if (d / META_FILE).exists() else {}
