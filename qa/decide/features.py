@@ -13,8 +13,12 @@
   whole cited document (a place, a category, a role it does not have); a year the question
   names that the sentence states, or contradicts (it names only other years);
 - echo: how much of the span repeats the question (an answer rarely does);
-- retrieval: the passage's rank and fused score, the sentence's similarity to the question and
-  its distance from the best sentence retrieved;
+- retrieval: the passage's rank, the sentence's similarity to the question and its distance
+  from the best sentence retrieved (not the fused retrieval score: min-max fusion gives the best
+  passage about 1 whatever the collection holds, so it cannot tell a user's unanswerable question,
+  while the fitting collections' retrieval unanswerables — gold paragraph dropped after
+  retrieval — would teach that it does: their best passage scored 0.49–0.56 on average, real
+  unanswerables 0.91–0.96);
 - competition: margin of the span's neural evidence over the best different span;
 - the combined reader's view: the score its hand-set mix gives the span, and whether it is
   that reader's answer (the ranker learns from public questions how far to trust it);
@@ -45,7 +49,7 @@ FEATURES = (
     "unit_asked", "unit_present", "number_missing",
     "coverage", "coverage_prev", "focus", "doc_coverage", "year_asked", "year_match", "year_conflict",
     "echo", "log_length",
-    "passage_rank", "passage_score", "sentence_similarity", "sentence_gap",
+    "passage_rank", "sentence_similarity", "sentence_gap",
     "margin", "agree_count", "combined_score", "combined_top",
     *(f"kind_{g}" for g in KIND_GROUPS),
 )
@@ -129,7 +133,6 @@ def candidate_features(question: Question, candidates: list[Candidate], index) -
         hit = c.passage
         if hit is not None:
             row[col["passage_rank"]] = min(hit.rank, 10)
-            row[col["passage_score"]] = float(hit.score)
         sim = _sentence_similarity(c, index)
         row[col["sentence_similarity"]] = sim
         row[col["sentence_gap"]] = best_sim_all - sim
