@@ -16,6 +16,14 @@ def test_traditional_amounts_are_found_and_quoted_in_the_original_script():
     assert spans("2019年經濟總量達到1350億,其中規上工業產值1044億", "amount") == ["1350億", "1044億"]
 
 
+def test_a_figure_in_wan_keeps_what_it_counts_or_measures():
+    """「3.7万人」 counts people and 「418万标准箱」 measures containers: cut at 万 they would lose it.
+    A bare 万 or 亿 with nothing after it is still an amount."""
+    text = "全镇常住人口3.7万人,港口吞吐量418万标准箱,用电12亿千瓦时,经济总量1350亿,投资3万,用于改造。"
+    assert spans(text, "count") == ["3.7万人"]
+    assert spans(text, "amount") == ["418万标准箱", "12亿千瓦时", "1350亿", "3万"]
+
+
 def test_percentages():
     assert spans("增长16.7%,占全区的66%,提高3个百分点", "percent") == ["16.7%", "66%", "3个百分点"]
 

@@ -42,10 +42,13 @@ def year_evidence(years, normalized: str, sentence_start: int, sentence_end: int
 _NUM = r"(?:\d+(?:[.,]\d+)*|[零〇一二两三四五六七八九十百千]+)"
 _RANGE = rf"{_NUM}(?:\s*[-~～至到]\s*{_NUM})?"
 _MAG = r"(?:[十百千万亿]|万亿|千万|百万)?"
-_MONEY = r"(?:亿元|万元|千元|元|亿美元|万美元|美元|亿|万)"
-_MEASURE = r"(?:平方公里|平方千米|平方米|万平方米|公顷|万亩|亩|万吨|吨|公里|千米|米|千瓦|兆瓦|万千瓦|立方米|度)"
+_MEASURE = (r"(?:平方公里|平方千米|平方米|万平方米|公顷|万亩|亩|万吨|吨|公里|千米|米|千瓦时|千瓦|兆瓦|万千瓦|立方米|度|"
+            r"标准箱|标箱|千克|公斤)")
 _COUNT_UNIT = (r"(?:人次|家|个|项|名|人|位|只|条|件|座|所|次|批|种|类|张|支|户|栋|幢|届|期|款|台|套|处|片|"
                r"大|点|倍|年|天|月|周|小时|分钟|岁|辆|艘|架|部|篇|本|场|轮|代|级|星|强)")
+# a bare 亿 or 万 is an amount only where no unit follows it: 「3.7万人」 counts people (COUNT),
+# 「418万标准箱」 measures containers (_MEASURE); cut at 万 they lose what they count
+_MONEY = rf"(?:亿元|万元|千元|元|亿美元|万美元|美元|(?:亿|万)(?!{_COUNT_UNIT}|{_MEASURE}))"
 _QUALIFIER_BEFORE = r"(?:约|近|超过|超|逾|突破|达到|达|将近|接近|不少于|不低于|至少|力争)?"
 _QUALIFIER_AFTER = r"(?:余|多|以上|左右|以内|以下|上下)?"
 
