@@ -251,7 +251,7 @@ def test_whole_source_folder_deleted(tmp_path, write_corpus, build_index, capsys
 # --- the default collection (seeds + the user's files) ------------------------------
 
 SEED_DOC_TEXT = "金沙镇概况\n金沙镇2020年常住人口为4.2万人，是全省重点中心镇。\n"
-SEED_QA = ("金沙镇2020年常住人口是多少", "4.2万")
+SEED_QA = ("金沙镇2020年常住人口是多少", "4.2万人")     # the figure with what it counts (not cut at 万)
 
 
 @pytest.fixture
