@@ -22,6 +22,11 @@ def test_a_figure_in_wan_keeps_what_it_counts_or_measures():
     text = "全镇常住人口3.7万人,港口吞吐量418万标准箱,用电12亿千瓦时,经济总量1350亿,投资3万,用于改造。"
     assert spans(text, "count") == ["3.7万人"]
     assert spans(text, "amount") == ["418万标准箱", "12亿千瓦时", "1350亿", "3万"]
+    # a character that only starts the next word is not what the figure counts
+    words = "总投资50亿人民币,总量1350亿位居全省第一,突破1000亿大关,营收3亿年均增长。"
+    assert spans(words, "amount") == ["50亿", "1350亿", "1000亿", "3亿"]
+    assert spans(words, "count") == []
+    assert spans("化石距今5.15亿年", "count") == ["5.15亿年"]
 
 
 def test_percentages():

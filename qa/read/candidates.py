@@ -46,15 +46,20 @@ _MEASURE = (r"(?:平方公里|平方千米|平方米|万平方米|公顷|万亩|
             r"标准箱|标箱|千克|公斤)")
 _COUNT_UNIT = (r"(?:人次|家|个|项|名|人|位|只|条|件|座|所|次|批|种|类|张|支|户|栋|幢|届|期|款|台|套|处|片|"
                r"大|点|倍|年|天|月|周|小时|分钟|岁|辆|艘|架|部|篇|本|场|轮|代|级|星|强)")
-# a bare 亿 or 万 is an amount only where no unit follows it: 「3.7万人」 counts people (COUNT),
+# after 万 or 亿 only these count (「3.7万人」, 「86万人次」, 「12万户」); a character that merely
+# starts the next word does not (「50亿人民币」, 「1350亿位居」, 「1000亿大关」, 「3亿年均」)
+_BIG = r"(?:万亿|千万|百万|[万亿])"
+_BIG_COUNT_UNIT = (r"(?:人次|人(?!民)|户|个|家|项|名|辆|台|套|件|只|头|株|座|所|条|艘|架|张|次|册|位(?!居|列|于)|"
+                   r"年(?![均度底初末产]))")
+# a bare 亿 or 万 is an amount only where no such unit follows it: 「3.7万人」 counts people (COUNT),
 # 「418万标准箱」 measures containers (_MEASURE); cut at 万 they lose what they count
-_MONEY = rf"(?:亿元|万元|千元|元|亿美元|万美元|美元|(?:亿|万)(?!{_COUNT_UNIT}|{_MEASURE}))"
+_MONEY = rf"(?:亿元|万元|千元|元|亿美元|万美元|美元|(?:亿|万)(?!{_BIG_COUNT_UNIT}|{_MEASURE}))"
 _QUALIFIER_BEFORE = r"(?:约|近|超过|超|逾|突破|达到|达|将近|接近|不少于|不低于|至少|力争)?"
 _QUALIFIER_AFTER = r"(?:余|多|以上|左右|以内|以下|上下)?"
 
 AMOUNT = re.compile(rf"{_RANGE}{_QUALIFIER_AFTER}{_MAG}(?:{_MONEY}|{_MEASURE}){_QUALIFIER_AFTER}")
 PERCENT = re.compile(rf"(?:{_RANGE}\s*%|百分之[零一二两三四五六七八九十百点]+|{_NUM}个百分点|{_NUM}成){_QUALIFIER_AFTER}")
-COUNT = re.compile(rf"{_RANGE}{_QUALIFIER_AFTER}{_MAG}{_COUNT_UNIT}{_QUALIFIER_AFTER}")
+COUNT = re.compile(rf"{_RANGE}{_QUALIFIER_AFTER}(?:{_BIG}{_BIG_COUNT_UNIT}|[十百千]?{_COUNT_UNIT}){_QUALIFIER_AFTER}")
 RANK = re.compile(rf"(?:第{_NUM}(?:位|名|批|届)?|前{_NUM}(?:位|名)?|{_NUM}强|首位|榜首|首批)")
 DATE = re.compile(
     r"(?:\d{4}\s*[-/.]\s*\d{1,2}\s*[-/.]\s*\d{1,2}(?:\s+\d{1,2}:\d{2})?|"
