@@ -97,7 +97,7 @@ def focus_bigrams(normalized: str) -> list[str]:
 # (CMRC 2018, DRCD test, security news, CAIL, DuReader-Checklist, SQuAD-zh), none contradicts it;
 # of 405 with such a head noun, none (python -m tools.reader.constraints).
 HEAD_DIMENSIONS = {
-    "money": "产值 收入 利润 投资 税收 营收 金额 资金 工资 价格 成本 预算 经费 费用 票价 房价 收益 奖金 罚款 罚金 "
+    "money": "经济总量 产值 收入 利润 投资 税收 营收 金额 资金 工资 价格 成本 预算 经费 费用 票价 房价 收益 奖金 罚款 罚金 "
              "赔偿 补贴 薪酬 售价 造价 市值 资产 融资 存款 贷款 gdp 总值 增加值 销售额 营业额 总额 租金 价值 估值 "
              "身价 票房",
     "people": "人口 人数 员工 职工 学生 游客 居民 会员 旅客 观众 乘客 选民 信徒 教徒 士兵 兵力 球迷 用户",
@@ -108,10 +108,39 @@ HEAD_DIMENSIONS = {
 _HEAD_DIMENSION = {word: dim for dim, words in HEAD_DIMENSIONS.items() for word in words.split()}
 
 
+# a share or a rate asks for a percentage: 「城镇化率是多少」「占比多大」; rates measured in other units
+# (汇率 in 元, 功率 in 瓦, 频率 in 赫兹) are not shares
+_RATIO_HEAD = re.compile(r"(?:比重|比例|占比|百分比|份额|(?<![汇功频速码帧])率)$")
+# the question's own words ask for a percentage (「增长了百分之几」)
+_ASKS_SHARE = re.compile(r"百分之(?:几|多少)|百分比|(?:多少|几)个?百分点|几成")
+# the measuring question words: the noun before them is what is measured (「占地多大」「经济总量有多大」)
+_HOW_MUCH = re.compile(r"多少|几|多大|多高|多长|多重|多远|多宽|多深")
+
+
+def _dimension_of(noun: str) -> str:
+    return next((_HEAD_DIMENSION[noun[-n:]] for n in (4, 3, 2) if noun[-n:] in _HEAD_DIMENSION), "")
+
+
 def head_dimension(normalized: str) -> str:
-    """What the question's head noun measures ("" when it is none of ``HEAD_DIMENSIONS``)."""
+    """What the question's head noun measures ("" when it is none of ``HEAD_DIMENSIONS``): the
+    noun before the question word (「常住人口是多少」, 「占地多大」) or, where the question word
+    comes first, the noun after it (「实现了多少利润」); a share or rate (「城镇化率」) is "ratio"."""
+    if _ASKS_SHARE.search(normalized):
+        return "ratio"
     _, head = _before_wh(normalized)
-    return _HEAD_DIMENSION.get(head[-3:]) or _HEAD_DIMENSION.get(head[-2:]) or ""
+    found = _dimension_of(head)
+    if found:
+        return found
+    m = _HOW_MUCH.search(normalized)
+    if not m:
+        return ""
+    before = _FOCUS_TRIM.sub("", normalized[:m.start()])
+    if _RATIO_HEAD.search(before):
+        return "ratio"
+    # the noun right after the question word (「多少利润」), not a classifier's (「几个直径18米的球体」)
+    after = re.match(f"(?![个只位名项家件条种类次批座所])[{HAN}a-z]{{2,4}}", normalized[m.end():])
+    return _dimension_of(before) or (_dimension_of(after.group()[:2]) or _dimension_of(after.group()[:3])
+                                     if after else "")
 
 
 # A place a question names: two characters before an administrative suffix (宁海县, 上虞区, 北京市),

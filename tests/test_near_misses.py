@@ -4,8 +4,8 @@ person; the questions the document does answer keep their answers."""
 import pytest
 
 from qa.question import head_dimension, make_question, named_places
-from qa.read.candidates import (asked_roles, dimension_conflict, measure_conflict, place_absent, role_conflict,
-                                 year_evidence)
+from qa.read.candidates import (asked_roles, dimension_conflict, figure_absent, measure_conflict, place_absent,
+                                 role_conflict, year_evidence)
 from qa.text.normalize import normalize
 
 REPORT = ("赤峰实验室2025年工作报告\n\n"
@@ -75,7 +75,14 @@ def test_the_head_noun_says_what_the_figure_measures():
     assert head_dimension("上虞区2020年的常住人口是多少") == "people"
     assert head_dimension("新材料产业产值是多少") == "money"
     assert head_dimension("新建厂房的建筑面积是多少") == "area"
-    assert head_dimension("研发人员占员工总数的比例是多少") == ""        # a share, not a head noun
+    assert head_dimension("研发人员占员工总数的比例是多少") == "ratio"   # a share: a percentage
+    assert head_dimension("上虞区2020年的城镇化率是多少") == "ratio"
+    assert head_dimension("地区生产总值增长了百分之几") == "ratio"
+    assert head_dimension("美元的汇率是多少") == ""                      # a rate in 元, not a share
+    assert head_dimension("创业园占地多大") == "area"                    # the noun before 多大
+    assert head_dimension("经开区的经济总量有多大") == "money"
+    assert head_dimension("新材料产业实现了多少利润") == "money"         # the noun after 多少
+    assert head_dimension("原子球塔共有几个直径18米的球体") == ""         # 直径 describes what is counted
 
 
 def test_a_figure_of_another_dimension_conflicts():
@@ -86,6 +93,22 @@ def test_a_figure_of_another_dimension_conflicts():
     assert not dimension_conflict("people", "3.7万人")
     assert not dimension_conflict("people", "3.7万")           # no unit: nothing to contradict
     assert not dimension_conflict("area", "8.6万平方米")
+    assert dimension_conflict("ratio", "64亿元左右")           # 城镇化率 is not a sum
+    assert not dimension_conflict("ratio", "72.5%")
+    assert dimension_conflict("area", "65个", "amount")        # 占地多大: things counted are no area
+    assert dimension_conflict("money", "40余家", "amount")
+    assert not dimension_conflict("money", "40余家", "count")   # a count question may count firms
+
+
+def test_a_question_for_a_figure_is_not_answered_without_one():
+    assert figure_absent("date", "钟元是哪一年开始担任管委会副主任的", "杭州湾上虞")
+    assert not figure_absent("date", "钟元是哪一年开始担任管委会副主任的", "2019年")
+    assert not figure_absent("date", "这座寺庙建于哪一年", "光绪三十年")
+    assert figure_absent("amount", "产业协同创新中心的总投资是多少", "面积")
+    assert not figure_absent("amount", "产业协同创新中心的总投资是多少", "约12亿元")
+    assert not figure_absent("amount", "一共卖出了多少", "数百万")
+    assert not figure_absent("count", "分为哪几个种类", "椭圆星系、透镜星系")    # 哪几 asks for the things
+    assert not figure_absent("amount", "车牌号是多少", "浙g×××××")
 
 
 def test_places_the_question_names():
@@ -103,6 +126,21 @@ def test_a_place_the_document_does_not_name_is_not_found(report_pipeline):
     a = report_pipeline.answer("宁海县实验室2025年获得多少项专利")
     assert a.no_answer and "43项" in [alt.text for alt in a.alternatives]
     assert report_pipeline.answer("赤峰市实验室2025年获得多少项专利").text == "43项"
+
+
+ZONE = ("杭州湾经开区工作报告\n\n杭州湾上虞经开区管委会副主任钟元介绍，经开区今年新引进项目40余家，"
+        "产业协同创新中心总建筑面积约12万平方米。园区城镇化水平不断提高，地区生产总值增长较快。\n")
+
+
+def test_a_figure_of_another_kind_is_not_the_answer(pipeline_over):
+    """Asked how large the economy is, the text gives only a floor area and a count of projects:
+    not found (before: 「可能是：12万平方米」)."""
+    zone = pipeline_over({"报告.txt": ZONE})
+    a = zone.answer("经开区的经济总量有多大")
+    assert a.no_answer, a.text
+    assert "12万平方米" in zone.answer("产业协同创新中心的建筑面积有多大").text
+    for question in ("钟元是哪一年开始担任管委会副主任的", "经开区的城镇化率是多少"):
+        assert zone.answer(question).no_answer, question
 
 
 def test_a_sum_of_money_does_not_answer_how_many_people(report_pipeline):

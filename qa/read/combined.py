@@ -49,8 +49,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from qa.read.candidates import (ACCEPTS, asked_roles, dimension_conflict, measure_conflict, place_absent,
-                                role_conflict, year_evidence)
+from qa.read.candidates import (ACCEPTS, asked_roles, asks_figure, dimension_conflict, figure_absent,
+                                measure_conflict, place_absent, role_conflict, year_evidence)
 from qa.read.neural.reader import TransformersReader
 from qa.read.typed_span import TypedSpanReader
 from qa.types import Candidate, PassageHit, Question
@@ -132,6 +132,8 @@ class CombinedReader:
           (多少所学校 → 3.7万人);
         - ``dimension_conflict``: the question's head noun measures one thing and the span's
           figures another (常住人口 → 64亿元; 产值 → 3万人);
+        - ``figure_absent``: the question asks for a figure (多少, 几, 哪一年) and the span holds
+          none (「哪一年开始担任」 → 杭州湾上虞);
         - ``place_conflict``: the question names a place its cited document never names (asked
           about 宁海县 or 北京市, the document is about 上虞区).
 
@@ -144,7 +146,8 @@ class CombinedReader:
         0 of 164 naming a role, 1 of 2,914 asking for a measure word, 0 of 405 with a measuring
         head noun, and 4 of 485 naming a place."""
         roles = asked_roles(question.normalized) if question.kind in ("person", "role") else frozenset()
-        if not (question.years or roles or question.unit or question.dimension or question.places):
+        figure = asks_figure(question.kind, question.normalized)
+        if not (question.years or roles or question.unit or question.dimension or question.places or figure):
             return out
         missing_place: dict[str, bool] = {}
         checked = []
@@ -161,6 +164,8 @@ class CombinedReader:
                 why = "measure_conflict"
             if why is None and dimension_conflict(question.dimension, span, question.kind):
                 why = "dimension_conflict"
+            if why is None and figure and figure_absent(question.kind, question.normalized, span):
+                why = "figure_absent"
             if why is None and missing_place[c.doc_id]:
                 why = "place_conflict"
             if why:

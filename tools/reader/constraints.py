@@ -19,15 +19,15 @@ import sys
 from collections import Counter
 
 from qa.question import analyze_question
-from qa.read.candidates import (asked_roles, dimension_conflict, measure_conflict, place_absent, role_conflict,
-                                year_evidence)
+from qa.read.candidates import (asked_roles, asks_figure, dimension_conflict, figure_absent,
+                                measure_conflict, place_absent, role_conflict, year_evidence)
 from qa.text.chunking import split_sentences
 from qa.text.normalize import normalize
 from tools.reader.suite import DATA
 
 TRAINING_SETS = ("cmrc2018_train", "drcd_test", "antiterror_train", "cail2019_train_partial", "cail2019_test",
                  "dureader_checklist_train", "squad2_zh_dev", "chinese_squad11_dev_zh_noXQuAD")
-RULES = ("year", "role", "measure", "dimension", "place")
+RULES = ("year", "role", "measure", "dimension", "figure", "place")
 
 
 def gold_sentence(sentences: list[tuple[int, int]], start: int) -> tuple[int, int]:
@@ -64,6 +64,8 @@ def count(name: str) -> tuple[Counter, Counter, list]:
                     "measure": (question.unit, lambda: measure_conflict(question.unit, span)),
                     "dimension": (question.dimension,
                                   lambda: dimension_conflict(question.dimension, span, question.kind)),
+                    "figure": (asks_figure(question.kind, question.normalized),
+                               lambda: figure_absent(question.kind, question.normalized, span)),
                     "place": (question.places, lambda: place_absent(question.places, document)),
                 }
                 for rule, (applicable, fired) in checks.items():
