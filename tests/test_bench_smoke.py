@@ -200,3 +200,19 @@ def test_the_avx2_view_hides_avx512_from_cpuid_and_cpuinfo(tmp_path):
     flags, numpy_sees = json.loads(out.stdout)
     assert "avx2" in flags and not [f for f in flags if f.startswith(("avx512", "amx"))]
     assert "AVX2" in numpy_sees and not [f for f in numpy_sees if f.startswith("AVX512")]
+
+
+def test_a_traditional_copy_keeps_every_offset():
+    """``--traditional``: a simplified training question once more in traditional script, its
+    answer where it was; a conversion that would move an offset is left out."""
+    import opencc
+
+    from tools.reader.train import traditional_copy
+    convert = opencc.OpenCC("s2tw").convert
+    ex = {"id": "q1", "question": "伊拉克航空总部设在哪里？", "context": "伊拉克航空的总部设在伊拉克首都巴格达。",
+          "answers": [{"text": "伊拉克首都巴格达", "answer_start": 10}], "impossible": False}
+    tw = traditional_copy(ex, convert)
+    assert tw["question"] == "伊拉克航空總部設在哪裡？" and tw["id"] == "q1-tw"
+    a = tw["answers"][0]
+    assert tw["context"][a["answer_start"]:a["answer_start"] + len(a["text"])] == a["text"] == "伊拉克首都巴格達"
+    assert traditional_copy(ex, lambda s: s.replace("总部", "總部所")) is None     # a length changed

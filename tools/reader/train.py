@@ -51,13 +51,40 @@ TRAIN_FILES_V2 = {
     "cail2019_train_partial.json": 1.0, "cail2019_test.json": 1.0,
 }
 VAL_FILE = "drcd_dev.json"
+# sets written in simplified script: ``--traditional F`` adds a traditional-script copy of a fraction F
+# of their questions (OpenCC s2tw, character for character, so every offset still holds)
+SIMPLIFIED_FILES = ("cmrc2018_train.json", "cmrc2018_trial.json", "squad2_zh_dev.json",
+                    "dureader_checklist_train.json", "antiterror_train.json",
+                    "cail2019_train_partial.json", "cail2019_test.json")
+
+
+def traditional_copy(ex: dict, convert) -> dict | None:
+    """``ex`` in traditional script, or None where the conversion changes a length (an offset would move)."""
+    context = convert(ex["context"])
+    if len(context) != len(ex["context"]):
+        return None
+    answers = []
+    for a in ex["answers"]:
+        text = convert(a["text"])
+        start = a["answer_start"]
+        if start >= 0 and context[start:start + len(text)] != text:
+            return None
+        answers.append({"text": text, "answer_start": start})
+    return {**ex, "id": f"{ex['id']}-tw", "question": convert(ex["question"]), "context": context,
+            "answers": answers}
 
 
 # --------------------------------------------------------------------------- data
 def training_examples(data_dir: Path, max_impossible: int, seed: int,
-                      max_squad_answerable: int | None = None, files: dict | None = None) -> list[dict]:
-    """Questions of ``files`` (name -> repeat factor; default the v1 set, each once)."""
+                      max_squad_answerable: int | None = None, files: dict | None = None,
+                      traditional: float = 0.0) -> list[dict]:
+    """Questions of ``files`` (name -> repeat factor; default the v1 set, each once); with
+    ``traditional`` > 0, that fraction of each simplified set's questions once more in traditional script."""
     rng = random.Random(seed)
+    convert = None
+    if traditional > 0:
+        import opencc
+        convert = opencc.OpenCC("s2tw").convert
     examples = []
     files = files or {name: 1.0 for name in TRAIN_FILES}
     for name, factor in files.items():
@@ -75,6 +102,9 @@ def training_examples(data_dir: Path, max_impossible: int, seed: int,
         exs = [e for e in exs if e["impossible"] or any(a["answer_start"] >= 0 and a["text"] for a in e["answers"])]
         whole, frac = int(factor), factor - int(factor)
         exs = exs * whole + rng.sample(exs, int(round(frac * len(exs))))
+        if convert is not None and name in SIMPLIFIED_FILES:
+            picked = rng.sample(exs, int(round(traditional * len(exs))))
+            exs = exs + [c for c in (traditional_copy(e, convert) for e in picked) if c is not None]
         examples.extend(exs)
     return examples
 
@@ -309,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--data-v2", action="store_true",
                    help="train on the v2 sets (TRAIN_FILES_V2, with their repeat factors)")
+    p.add_argument("--traditional", type=float, default=0.0,
+                   help="add a traditional-script copy (OpenCC s2tw) of this fraction of each simplified set's "
+                        "questions (DRCD and users' traditional documents)")
     p.add_argument("--cjk-chars", action="store_true",
                    help="cut Han text into single-character pieces (export.CJK_CHAR_SPLIT): answer edges can "
                         "fall between any two characters; the model's tokenizer.json carries the split")
@@ -341,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     fkey = hashlib.sha1(json.dumps([args.max_len, args.stride, args.max_impossible, args.max_squad_answerable,
                                    args.neg_keep, args.seed, str(args.data.resolve())]
                                    + (["cjk-chars"] if args.cjk_chars else [])
+                                   + ([f"traditional={args.traditional}"] if args.traditional else [])
                                    + ([files] if files else [])).encode()).hexdigest()[:12]
     # (--epochs is left out: a run may be resumed with a longer or shorter step cap)
     key = hashlib.sha1(json.dumps([fkey, args.batch, args.lr, args.minutes,
@@ -351,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         z = np.load(feat_path)
         ids, mask, st, en = z["ids"], z["mask"], z["st"], z["en"]
     else:
-        exs = training_examples(args.data, args.max_impossible, args.seed, args.max_squad_answerable, files)
+        exs = training_examples(args.data, args.max_impossible, args.seed, args.max_squad_answerable, files,
+                                args.traditional)
         log(f"training questions: {len(exs)} (impossible {sum(e['impossible'] for e in exs)})")
         ids, mask, st, en = featurize(tok, exs, args.max_len, args.stride, args.neg_keep, args.seed)
         tmp = out / f"features-{fkey}.tmp.npz"
