@@ -35,6 +35,9 @@ def test_a_role_the_text_does_not_name_conflicts_only_before_another_roles_holde
     assert role_conflict(asked_roles("实验室的总经理是谁"), norm, s, e, name)
     assert not role_conflict(asked_roles("实验室的董事长是谁"), norm, s, e, name)
     assert not role_conflict(asked_roles("谁表示将继续加大研发投入"), norm, s, e, name)
+    deputy = normalize("管委会副主任方圆介绍，园区今年新引进项目12个。")
+    assert role_conflict(asked_roles("管委会主任是谁"), deputy, 0, len(deputy), deputy.index("方圆"))
+    assert not role_conflict(asked_roles("管委会副主任是谁"), deputy, 0, len(deputy), deputy.index("方圆"))
 
 
 def test_the_asked_year_is_answered(report_pipeline):

@@ -80,8 +80,10 @@ ROLE_BEFORE = 12            # characters before a name where its role stands (�
 
 
 def asked_roles(question_normalized: str) -> frozenset[str]:
-    """The roles a question names (总经理 in 「集团的总经理是谁」)."""
-    return frozenset(ROLE_WORD.findall(question_normalized))
+    """The roles a question names (总经理 in 「集团的总经理是谁」; 副秘书长 with its 副)."""
+    return frozenset("副" + m.group() if m.start() and question_normalized[m.start() - 1] == "副"
+                     and not m.group().startswith("副") else m.group()
+                     for m in ROLE_WORD.finditer(question_normalized))
 
 
 def role_conflict(asked: frozenset[str], normalized: str, sentence_start: int, sentence_end: int,
@@ -93,7 +95,9 @@ def role_conflict(asked: frozenset[str], normalized: str, sentence_start: int, s
     SQuAD2-zh training sets), one right answer looks like this."""
     if not asked:
         return False
-    if any(r in normalized[max(0, sentence_start - CONTEXT_BEFORE):sentence_end] for r in asked):
+    around = normalized[max(0, sentence_start - CONTEXT_BEFORE):sentence_end]
+    # 主任 asked, only 副主任 written: the deputy is another role
+    if any(re.search(r if r.startswith("副") else f"(?<!副){r}", around) for r in asked):
         return False
     return bool(ROLE_WORD.search(normalized[max(sentence_start, span_start - ROLE_BEFORE):span_start]))
 
