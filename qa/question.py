@@ -143,6 +143,26 @@ def head_dimension(normalized: str) -> str:
                                      if after else "")
 
 
+# the figure a question asks for: which year, how long, or how many / how much (多少 or 几 as its only
+# question word: 「哪几个方面」 and 「几位科学家发现了什么」 ask for things, 「此前几个月」 is no question word)
+_ASKS_YEAR = re.compile(r"哪一?年|何年|什么年份|哪个年份|几几年")
+_ASKS_DURATION = re.compile(r"多久|多长时间|多少时间|多长的时间")
+_ASKS_NUMBER = re.compile(r"多少|(?<![哪那这好前后十])几(?![乎])")
+_OTHER_WH = re.compile(r"什么|谁|哪|怎|如何|为何|何时|何地")
+
+
+def asks_figure(kind: str, normalized: str) -> str:
+    """"year" (「哪一年」), "duration" (「多久」), "number" (多少 or 几 as the only question word of an
+    amount, count or percent question) or ""."""
+    if _ASKS_YEAR.search(normalized):
+        return "year"
+    if _ASKS_DURATION.search(normalized):
+        return "duration"
+    if kind in ("amount", "count", "percent") and _ASKS_NUMBER.search(normalized) and not _OTHER_WH.search(normalized):
+        return "number"
+    return ""
+
+
 # A place a question names: two characters before an administrative suffix (宁海县, 上虞区, 北京市),
 # unless the character before the suffix makes an ordinary word with it (城市, 辖区, 乡镇, 撤县) or the two
 # are function words (多少个村, 哪个省), and it must start the question or follow a word that ends before it.
@@ -223,4 +243,4 @@ def analyze_question(question: str) -> Question:
     return Question(text=question, normalized=norm, kind=kind, script=detect_script(question, simplified),
                         terms=terms, bigrams=term_bigrams(terms), years=YEAR.findall(norm), unit=unit,
                         plural=bool(re.search(r"分别|各(是|为|有)|各自", norm)), focus=focus_bigrams(norm),
-                        dimension=head_dimension(norm), places=named_places(norm))
+                        dimension=head_dimension(norm), figure=asks_figure(kind, norm), places=named_places(norm))

@@ -125,7 +125,8 @@ class Question:
     unit: str = ""                                      # measure word after 多少/几, if any
     plural: bool = False                                # asks for several values (分别, 各)
     focus: list[str] = field(default_factory=list)      # bigrams of the words just before the wh-word
-    dimension: str = ""                                 # what its head noun measures: money, people, area, …
+    dimension: str = ""                                 # what its head noun measures: money, people, area, ratio, …
+    figure: str = ""                                    # the figure it asks for: year, duration, number, or ""
     places: list[str] = field(default_factory=list)     # places it names (宁海 for 宁海县), without the suffix
     vector: Any = field(default=None, repr=False)       # the query embedding (numpy, unit length)
     idf: dict[str, float] = field(default_factory=dict, repr=False)  # BM25 idf of each bigram here

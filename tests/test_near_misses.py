@@ -104,14 +104,17 @@ def test_a_figure_of_another_dimension_conflicts():
 
 
 def test_a_question_for_a_figure_is_not_answered_without_one():
-    assert figure_absent("date", "钟元是哪一年开始担任管委会副主任的", "杭州湾上虞")
-    assert not figure_absent("date", "钟元是哪一年开始担任管委会副主任的", "2019年")
-    assert not figure_absent("date", "这座寺庙建于哪一年", "光绪三十年")
-    assert figure_absent("amount", "产业协同创新中心的总投资是多少", "面积")
-    assert not figure_absent("amount", "产业协同创新中心的总投资是多少", "约12亿元")
-    assert not figure_absent("amount", "一共卖出了多少", "数百万")
-    assert not figure_absent("count", "分为哪几个种类", "椭圆星系、透镜星系")    # 哪几 asks for the things
-    assert not figure_absent("amount", "车牌号是多少", "浙g×××××")
+    assert make_question("钟元是哪一年开始担任管委会副主任的").figure == "year"
+    assert make_question("产业协同创新中心的总投资是多少").figure == "number"
+    assert make_question("“店小二”多久要去企业一趟").figure == "duration"
+    assert make_question("分为哪几个种类").figure == ""                  # 哪几 asks for the things
+    assert figure_absent("year", "杭州湾上虞")
+    assert not figure_absent("year", "2019年") and not figure_absent("year", "光绪三十年")
+    assert figure_absent("number", "面积")
+    assert not figure_absent("number", "约12亿元") and not figure_absent("number", "数百万")
+    assert not figure_absent("number", "浙g×××××")                     # a plate number
+    assert figure_absent("duration", "1800多次") and not figure_absent("duration", "每月至少一次")
+    assert not figure_absent("", "面积")
 
 
 def test_places_the_question_names():

@@ -97,7 +97,7 @@ def role_conflict(asked: frozenset[str], normalized: str, sentence_start: int, s
         return False
     around = normalized[max(0, sentence_start - CONTEXT_BEFORE):sentence_end]
     # 主任 asked, only 副主任 written: the deputy is another role
-    if any(re.search(r if r.startswith("副") else f"(?<!副){r}", around) for r in asked):
+    if any(re.search(re.escape(r) if r.startswith("副") else f"(?<!副){re.escape(r)}", around) for r in asked):
         return False
     return bool(ROLE_WORD.search(normalized[max(sentence_start, span_start - ROLE_BEFORE):span_start]))
 
@@ -110,9 +110,7 @@ MEASURE_CLASSES = (frozenset("人名位员"), frozenset("家所座处"), frozens
                    frozenset("只头匹"), frozenset("户"), frozenset("篇本部"))
 _MEASURE_WORDS = "".join(sorted(set().union(*MEASURE_CLASSES)))
 _COUNTED = re.compile(rf"{_NUM}\s*(?:余|多)?[万亿]?([{_MEASURE_WORDS}])")
-
-
-_COUNTED_ANY = re.compile(rf"{_NUM}\s*(?:余|多)?[万亿]?[个{_MEASURE_WORDS}]")
+_COUNTED_ANY = re.compile(rf"{_NUM}\s*(?:余|多)?[万亿]?[个{_MEASURE_WORDS}]")     # things counted, 个 too
 
 
 def measure_conflict(unit: str, span_normalized: str) -> bool:
@@ -157,38 +155,19 @@ def dimension_conflict(dimension: str, span_normalized: str, question_kind: str 
     return bool(found) and dimension not in found
 
 
-# questions that ask for a figure: how many or how much (多少, 几), or which year
-ASKS_YEAR = re.compile(r"哪一?年|何年|什么年份|哪个年份|几几年")
-ASKS_DURATION = re.compile(r"多久|多长时间|多少时间|多长的时间")
 _TIME_WORD = re.compile(r"[天日月年周时分秒季旬代世辈期晚夜宿]|星期|礼拜|半|今|马上|立即|随时|当场")
-ASKS_NUMBER = re.compile(r"多少|(?<![哪那这好前后十])几(?![乎])")
-_OTHER_WH = re.compile(r"什么|谁|哪|怎|如何|为何|何时|何地")
 # a figure: digits, numerals (also the financial 壹…拾), or letters and masks as in codes and plates (KK, 浙G×××)
 _FIGURE = re.compile(r"[\da-z×*]|[零〇一二两三四五六七八九十百千万亿半数几壹贰叁肆伍陆柒捌玖拾佰仟]")
 
 
-def asks_figure(question_kind: str, question_normalized: str) -> str:
-    """"year" (「哪一年」), "number" (多少 or 几 as the question's only question word, on an
-    amount, count or percent question) or ""."""
-    if ASKS_YEAR.search(question_normalized):
-        return "year"
-    if ASKS_DURATION.search(question_normalized):
-        return "duration"
-    if question_kind in ("amount", "count", "percent") and ASKS_NUMBER.search(question_normalized) \
-            and not _OTHER_WH.search(question_normalized):
-        return "number"
-    return ""
-
-
-def figure_absent(question_kind: str, question_normalized: str, span_normalized: str) -> bool:
-    """The question asks for a figure and the span holds none: 「哪一年开始担任」 → 「杭州湾上虞」,
-    「总投资是多少」 → 「面积」 (a year needs a digit, a numeral or 年; an amount, count or
-    percentage a digit or a numeral; a duration (多久) a word of time). Of 3,232 answerable
-    questions of the native public training sets asking for a figure (CMRC 2018, DRCD, security
-    news, CAIL, DuReader-Checklist), 13 gold answers hold none (「婚后未生育子女」 for
-    「生了几个子女」; ``python -m tools.reader.constraints``); of 1,511 machine-translated ones
-    (SQuAD-zh), 53 — 「多少」 translating a qualitative "how much" (「很少」, 「高」)."""
-    asked = asks_figure(question_kind, question_normalized)
+def figure_absent(asked: str, span_normalized: str) -> bool:
+    """The question asks for a figure (``Question.figure``) and the span holds none: 「哪一年开始担任」
+    → 「杭州湾上虞」, 「总投资是多少」 → 「面积」 (a year needs a digit, a numeral or 年; a number a
+    digit or a numeral; a duration (多久) a word of time). Of 3,232 answerable questions of the
+    native public training sets asking for a figure (CMRC 2018, DRCD, security news, CAIL,
+    DuReader-Checklist), 13 gold answers hold none (「婚后未生育子女」 for 「生了几个子女」;
+    ``python -m tools.reader.constraints``); of 1,511 machine-translated ones (SQuAD-zh), 53 —
+    「多少」 translating a qualitative "how much" (「很少」, 「高」)."""
     if asked == "year":
         return not (_FIGURE.search(span_normalized) or "年" in span_normalized)
     if asked == "duration":

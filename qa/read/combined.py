@@ -49,7 +49,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from qa.read.candidates import (ACCEPTS, asked_roles, asks_figure, dimension_conflict, figure_absent,
+from qa.read.candidates import (ACCEPTS, asked_roles, dimension_conflict, figure_absent,
                                 measure_conflict, place_absent, role_conflict, year_evidence)
 from qa.read.neural.reader import TransformersReader
 from qa.read.typed_span import TypedSpanReader
@@ -146,8 +146,8 @@ class CombinedReader:
         0 of 164 naming a role, 1 of 2,914 asking for a measure word, 2 of 657 with a measuring
         head noun, 13 of 3,232 asking for a figure (native sets), and 4 of 485 naming a place."""
         roles = asked_roles(question.normalized) if question.kind in ("person", "role") else frozenset()
-        figure = asks_figure(question.kind, question.normalized)
-        if not (question.years or roles or question.unit or question.dimension or question.places or figure):
+        if not (question.years or roles or question.unit or question.dimension or question.places
+                or question.figure):
             return out
         missing_place: dict[str, bool] = {}
         checked = []
@@ -164,7 +164,7 @@ class CombinedReader:
                 why = "measure_conflict"
             if why is None and dimension_conflict(question.dimension, span, question.kind):
                 why = "dimension_conflict"
-            if why is None and figure and figure_absent(question.kind, question.normalized, span):
+            if why is None and figure_absent(question.figure, span):
                 why = "figure_absent"
             if why is None and missing_place[c.doc_id]:
                 why = "place_conflict"

